@@ -1,0 +1,94 @@
+"""Audit log of personal-data reads, kept by the service that served the read.
+
+Each row says who read which record, for which agency and stated purpose, and when (UU 27/2022
+Art. 31-32: processing must be recorded and a person may ask who read their data). The table is
+append-only: a trigger refuses UPDATE and DELETE, so the application cannot rewrite history.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    MetaData,
+    Table,
+    Text,
+    func,
+    insert,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.auth import Caller
+from shared.observability import current_trace_id
+
+__all__ = ["AUDIT_TABLE", "append_only_trigger_sql", "audit_table", "record_read"]
+
+AUDIT_TABLE = "audit_log"
+
+
+def audit_table(metadata: MetaData) -> Table:
+    return Table(
+        AUDIT_TABLE,
+        metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("occurred_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("subject", Text, nullable=False),
+        Column("agency", Text, nullable=False),
+        Column("purpose", Text, nullable=False),
+        Column("action", Text, nullable=False),
+        Column("resource_type", Text, nullable=False),
+        Column("resource_id", Text, nullable=False),
+        Column("trace_id", Text),
+        Index("ix_audit_log_resource", "resource_type", "resource_id", "occurred_at"),
+        Index("ix_audit_log_agency_occurred_at", "agency", "occurred_at"),
+    )
+
+
+def append_only_trigger_sql() -> list[str]:
+    return [
+        f"""
+        CREATE OR REPLACE FUNCTION {AUDIT_TABLE}_append_only() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION '{AUDIT_TABLE} is append-only';
+        END $$
+        """,
+        f"""
+        CREATE TRIGGER {AUDIT_TABLE}_append_only BEFORE UPDATE OR DELETE ON {AUDIT_TABLE}
+        FOR EACH ROW EXECUTE FUNCTION {AUDIT_TABLE}_append_only()
+        """,
+    ]
+
+
+async def record_read(
+    session: AsyncSession,
+    table: Table,
+    *,
+    caller: Caller,
+    purpose: str,
+    resource_type: str,
+    resource_ids: list[str],
+    action: str = "read",
+) -> None:
+    """Write one audit row per record read, in the request's own transaction."""
+    if not resource_ids:
+        return
+    trace_id = current_trace_id()
+    await session.execute(
+        insert(table),
+        [
+            {
+                "subject": caller.subject,
+                "agency": caller.agency,
+                "purpose": purpose,
+                "action": action,
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "trace_id": trace_id,
+            }
+            for resource_id in resource_ids
+        ],
+    )

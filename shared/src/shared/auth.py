@@ -1,0 +1,181 @@
+"""Bearer JWT authentication and scope/region authorisation.
+
+Tokens are EdDSA (Ed25519) JWTs signed by the identity provider (in development: the key the
+embedded runner generates, minted with ``simpul token``). Claims Simpul reads:
+
+* ``sub``: the user or system account; ``agency``: the calling agency (``KEMENSOS``, ``BPJS``...);
+* ``scope``: space-separated scopes (``registry:read registry:write``);
+* ``regions``: region-code prefixes the caller serves (``["1771"]``); absent or empty means
+  national reach;
+* ``iss``, ``aud``, ``exp``, ``iat``: checked; the algorithm is pinned (no ``none``, no HS/RS
+  confusion).
+
+Routes depend on :func:`require_scope`; region checks go through :meth:`Caller.may_see`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from shared.errors import Forbidden, Unauthorized
+
+__all__ = [
+    "ALGORITHM",
+    "Caller",
+    "TokenVerifier",
+    "generate_keypair",
+    "mint_token",
+    "require_scope",
+]
+
+ALGORITHM = "EdDSA"
+_bearer = HTTPBearer(auto_error=False, description="EdDSA-signed JWT from the Simpul identity provider")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: verified claims of the bearer token."""
+
+    subject: str
+    agency: str
+    scopes: frozenset[str]
+    regions: tuple[str, ...] = ()
+    token_id: str | None = None
+    claims: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def is_national(self) -> bool:
+        return not self.regions
+
+    def may_see(self, region_code: str | None) -> bool:
+        """True when the record's region lies inside one of the caller's regions."""
+        if self.is_national:
+            return True
+        if region_code is None:
+            return False
+        return any(region_code.startswith(prefix) for prefix in self.regions)
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+class TokenVerifier:
+    def __init__(self, public_key_pem: str, *, issuer: str, audience: str) -> None:
+        self._key = serialization.load_pem_public_key(public_key_pem.encode())
+        self._issuer = issuer
+        self._audience = audience
+
+    def verify(self, token: str) -> Caller:
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,  # type: ignore[arg-type]
+                algorithms=[ALGORITHM],
+                issuer=self._issuer,
+                audience=self._audience,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("the token has expired") from exc
+        except jwt.InvalidSignatureError as exc:
+            raise Unauthorized("the token signature is not valid") from exc
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized(f"the token is not valid: {exc}") from exc
+        agency = claims.get("agency")
+        if not isinstance(agency, str) or not agency:
+            raise Unauthorized("the token has no agency claim")
+        scope = claims.get("scope", "")
+        regions = claims.get("regions") or []
+        if not isinstance(scope, str) or not isinstance(regions, list):
+            raise Unauthorized("the token's scope or regions claim is malformed")
+        if not all(isinstance(r, str) and r.isdigit() and len(r) <= 10 for r in regions):
+            raise Unauthorized("the token's regions claim must hold region codes")
+        return Caller(
+            subject=str(claims["sub"]),
+            agency=agency,
+            scopes=frozenset(scope.split()),
+            regions=tuple(regions),
+            token_id=claims.get("jti"),
+            claims=claims,
+        )
+
+
+async def _authenticate(request: Request) -> Caller:
+    credentials: HTTPAuthorizationCredentials | None = await _bearer(request)
+    if credentials is None:
+        raise Unauthorized("send a bearer token in the Authorization header")
+    verifier: TokenVerifier | None = getattr(request.app.state, "token_verifier", None)
+    if verifier is None:
+        raise Unauthorized("this service has no token key configured")
+    caller = verifier.verify(credentials.credentials)
+    request.state.caller = caller
+    return caller
+
+
+def require_scope(*scopes: str) -> Callable[[Request], Awaitable[Caller]]:
+    """A dependency that authenticates the caller and demands all ``scopes``."""
+
+    async def dependency(request: Request) -> Caller:
+        caller = await _authenticate(request)
+        missing = [scope for scope in scopes if not caller.has_scope(scope)]
+        if missing:
+            raise Forbidden(f"the token lacks the scope {', '.join(missing)}")
+        return caller
+
+    dependency.__name__ = "require_" + "_".join(s.replace(":", "_") for s in scopes)
+    return dependency
+
+
+def generate_keypair() -> tuple[str, str]:
+    """A fresh Ed25519 key pair as (private PEM, public PEM)."""
+    private = Ed25519PrivateKey.generate()
+    private_pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public_pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private_pem, public_pem
+
+
+def mint_token(
+    private_key_pem: str,
+    *,
+    subject: str,
+    agency: str,
+    scopes: Iterable[str],
+    regions: Iterable[str] = (),
+    issuer: str = "simpul",
+    audience: str = "simpul",
+    ttl_seconds: int = 3600,
+    now: float | None = None,
+) -> str:
+    """Sign a token (development CLI and tests; production tokens come from the IdP)."""
+    issued = int(now if now is not None else time.time())
+    claims = {
+        "sub": subject,
+        "agency": agency,
+        "scope": " ".join(sorted(set(scopes))),
+        "regions": list(regions),
+        "iss": issuer,
+        "aud": audience,
+        "iat": issued,
+        "exp": issued + ttl_seconds,
+        "jti": str(uuid.uuid4()),
+    }
+    key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+    return jwt.encode(claims, key, algorithm=ALGORITHM)  # type: ignore[arg-type]

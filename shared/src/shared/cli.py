@@ -1,0 +1,196 @@
+"""``simpul``: the developer's command line.
+
+* ``simpul run``: the embedded default (PostgreSQL, Tansu, migrations, reference and demo data,
+  the four services) on one machine, no Docker; Ctrl-C stops it all, data stays in ``.simpul/``.
+* ``simpul token``: mint a development bearer token with the key ``simpul run`` generated.
+
+Services are started as their own processes (``python -m registry serve``), so this module never
+imports a service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shared.auth import generate_keypair, mint_token
+from shared.embedded import EmbeddedPostgres, EmbeddedTansu, port_open, wait_for_port
+
+__all__ = ["SERVICES", "main"]
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Simpul developer commands")
+
+# name -> HTTP port of the embedded default
+SERVICES: dict[str, int] = {"registry": 8001, "programs": 8002, "referrals": 8003, "complaints": 8004}
+DEV_SCOPES = [
+    "registry:read", "registry:write", "registry:read:nik", "programs:read", "programs:enrol",
+    "referrals:read", "referrals:write", "complaints:read", "complaints:write",
+]
+
+
+def _home() -> Path:
+    return Path(os.environ.get("SIMPUL_HOME", Path.cwd() / ".simpul")).resolve()
+
+
+def _keys(home: Path) -> tuple[str, str]:
+    keys = home / "keys"
+    private, public = keys / "jwt-ed25519.pem", keys / "jwt-ed25519.pub.pem"
+    if not private.exists():
+        keys.mkdir(parents=True, exist_ok=True)
+        private_pem, public_pem = generate_keypair()
+        private.write_text(private_pem)
+        private.chmod(0o600)
+        public.write_text(public_pem)
+    return private.read_text(), public.read_text()
+
+
+def service_environment(
+    name: str, *, database_url: str, bootstrap: str, public_key: str, environment: str = "development"
+) -> dict[str, str]:
+    prefix = name.upper() + "_"
+    return {
+        prefix + "DATABASE_URL": database_url,
+        prefix + "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        prefix + "JWT_PUBLIC_KEY": public_key,
+        prefix + "ENVIRONMENT": environment,
+    }
+
+
+@app.command()
+def run(
+    postgres_port: Annotated[int, typer.Option(help="Port of the embedded PostgreSQL")] = 55432,
+    broker_port: Annotated[int, typer.Option(help="Port of the embedded Tansu broker")] = 19092,
+    demo: Annotated[bool, typer.Option(help="Load the demo data set on first start")] = True,
+) -> None:
+    """Run Simpul on this machine: embedded PostgreSQL and broker, migrations, data, 4 services."""
+    home = _home()
+    home.mkdir(parents=True, exist_ok=True)
+    private_key, public_key = _keys(home)
+    external_db = os.environ.get("DATABASE_URL")
+    external_broker = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+
+    postgres = None if external_db else EmbeddedPostgres(home / "pgdata", port=postgres_port)
+    broker = None if external_broker else EmbeddedTansu(broker_port, log_path=home / "tansu.log")
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        if postgres is not None:
+            typer.echo(f"PostgreSQL   starting (data in {postgres.data_dir})")
+            postgres.start()
+        if broker is not None:
+            if port_open(broker_port):
+                raise typer.BadParameter(f"port {broker_port} is taken; is Simpul already running?")
+            broker.start()
+        bootstrap = external_broker or broker.bootstrap_servers  # type: ignore[union-attr]
+        for name, port in SERVICES.items():
+            database = f"simpul_{name}"
+            if postgres is not None:
+                postgres.create_database(database)
+                url = postgres.url(database)
+            else:
+                url = _database_url(external_db or "", database)
+            env = {
+                **os.environ,
+                **service_environment(name, database_url=url, bootstrap=bootstrap, public_key=public_key),
+            }
+            subprocess.run([sys.executable, "-m", name, "migrate"], env=env, check=True)
+            if demo:
+                subprocess.run([sys.executable, "-m", name, "seed"], env=env, check=True)
+            log = open(home / f"{name}.log", "ab")  # noqa: SIM115
+            children.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", name, "serve", "--port", str(port)],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        for (name, port), child in zip(SERVICES.items(), children, strict=True):
+            wait_for_port(port, timeout=60, process=child)
+        token = mint_token(
+            private_key, subject="dev-operator", agency="KEMENSOS", scopes=DEV_SCOPES,
+            ttl_seconds=12 * 3600,
+        )
+        _print_banner(postgres, bootstrap, home, token)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        failed = [name for name, child in zip(SERVICES, children, strict=True) if child.poll() is not None]
+        typer.echo(f"stopped: {', '.join(failed)} exited; see {home}/<service>.log", err=True)
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        typer.echo("\nStopping Simpul ...")
+    finally:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if broker is not None:
+            broker.stop()
+        if postgres is not None:
+            postgres.stop()
+        typer.echo("Stopped. Data kept in " + str(home))
+
+
+def _database_url(server_url: str, database: str) -> str:
+    base = server_url.rsplit("/", 1)[0]
+    return base.replace("postgresql://", "postgresql+asyncpg://", 1) + "/" + database
+
+
+def _print_banner(postgres: EmbeddedPostgres | None, bootstrap: str, home: Path, token: str) -> None:
+    lines = ["", "Simpul is running.", ""]
+    for name, port in SERVICES.items():
+        lines.append(f"  {name:<11} http://127.0.0.1:{port}   OpenAPI: http://127.0.0.1:{port}/docs")
+    lines += [
+        "",
+        f"  PostgreSQL  {postgres.admin_url if postgres else 'external (DATABASE_URL)'}",
+        f"  Kafka       {bootstrap}",
+        f"  Logs        {home}/<service>.log",
+        "",
+        "A development token (12 h, national scope, every scope):",
+        "",
+        f"  export TOKEN={token}",
+        "",
+        "Try it:",
+        '  curl -s -X POST http://127.0.0.1:8001/v1/persons -H "Authorization: Bearer $TOKEN" \\',
+        '       -H "Content-Type: application/json" -H "Idempotency-Key: $(uuidgen)" \\',
+        "       -d '{\"nik\": \"1771014509900001\", \"full_name\": \"Siti Aminah\", "
+        "\"birth_date\": \"1990-09-05\", \"sex\": \"F\", \"village_code\": \"1771011001\"}'",
+        '  curl -s "http://127.0.0.1:8002/v1/person-facts?limit=5" -H "Authorization: Bearer $TOKEN"',
+        "",
+        "Ctrl-C stops everything; the data stays in " + str(home),
+    ]
+    typer.echo("\n".join(lines), color=False)
+
+
+@app.command()
+def token(
+    agency: Annotated[str, typer.Option(help="Agency claim, e.g. KEMENSOS, BPJS, DINSOS-1771")] = "KEMENSOS",
+    scope: Annotated[list[str] | None, typer.Option(help="Scope; repeat for several")] = None,
+    region: Annotated[list[str] | None, typer.Option(help="Region code prefix; repeat; none = national")] = None,
+    subject: Annotated[str, typer.Option(help="Who the token is for")] = "dev-operator",
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds")] = 3600,
+) -> None:
+    """Mint a development token signed with the key in .simpul/keys."""
+    private_key, _ = _keys(_home())
+    typer.echo(
+        mint_token(
+            private_key, subject=subject, agency=agency, scopes=scope or DEV_SCOPES,
+            regions=region or [], ttl_seconds=ttl,
+        )
+    )
+
+
+def main() -> None:
+    app()

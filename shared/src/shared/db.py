@@ -1,0 +1,97 @@
+"""Database plumbing: one engine and sessionmaker per service database.
+
+The edge owns the transaction: the request dependency (:func:`session_scope` through
+``SessionDep`` in each service) and the consumer runner commit or roll back; business code only
+``add``/``flush``es.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import DateTime, MetaData, func, text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "TimestampMixin",
+    "create_engine",
+    "create_sessionmaker",
+    "make_metadata",
+    "session_scope",
+    "sync_url",
+]
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def make_metadata() -> MetaData:
+    """A fresh MetaData with the house naming convention (one per service)."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    modified_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+def create_engine(url: str, *, pool_size: int = 10, application_name: str = "simpul") -> AsyncEngine:
+    """An asyncpg engine with safeguards every service role should have.
+
+    ``idle_in_transaction_session_timeout`` stops a forgotten transaction from holding back
+    ``xmin`` (outbox bloat) and the NOTIFY queue; ``statement_timeout`` bounds any one query.
+    """
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={
+            "server_settings": {
+                "application_name": application_name,
+                "idle_in_transaction_session_timeout": "60000",
+                "statement_timeout": "30000",
+                "lock_timeout": "10000",
+            }
+        },
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@asynccontextmanager
+async def session_scope(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """One unit of work: commit when the block ends cleanly, roll back when it raises."""
+    async with sessionmaker() as session, session.begin():
+        yield session
+
+
+def sync_url(url: str) -> str:
+    """The same database for tools that want the async URL's plain form (asyncpg DSN)."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def ping(engine: AsyncEngine) -> Any:
+    async with engine.connect() as conn:
+        return await conn.scalar(text("SELECT 1"))

@@ -1,0 +1,79 @@
+"""``python -m <service> serve|api|worker|migrate|seed``: one command line for every service.
+
+``serve`` runs the API with its relay and consumers in one process (the embedded default);
+in production ``api`` and ``worker`` run as separate deployments so each scales on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from fastapi import FastAPI
+
+from shared.migrations import upgrade
+from shared.observability import configure_logging
+from shared.settings import SharedSettings
+
+__all__ = ["service_cli"]
+
+AppFactory = Callable[..., FastAPI]
+
+
+def service_cli(
+    *,
+    name: str,
+    settings_factory: Callable[[], SharedSettings],
+    create_app: AppFactory,
+    service_root: Path,
+    seed: Callable[[SharedSettings], Awaitable[None]] | None = None,
+) -> typer.Typer:
+    cli = typer.Typer(no_args_is_help=True, add_completion=False, help=f"Simpul {name} service")
+
+    def _serve(port: int, host: str, *, relay: bool, consumers: bool) -> None:
+        settings = settings_factory()
+        configure_logging(settings.log_level)
+        app = create_app(settings, run_relay=relay, run_consumers=consumers)
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+
+    @cli.command()
+    def serve(
+        port: Annotated[int, typer.Option()] = 8000,
+        host: Annotated[str, typer.Option()] = "127.0.0.1",
+    ) -> None:
+        """API, outbox relay and consumers in one process."""
+        _serve(port, host, relay=True, consumers=True)
+
+    @cli.command()
+    def api(
+        port: Annotated[int, typer.Option()] = 8000,
+        host: Annotated[str, typer.Option()] = "0.0.0.0",
+    ) -> None:
+        """Only the HTTP API (scale it by replicas)."""
+        _serve(port, host, relay=False, consumers=False)
+
+    @cli.command()
+    def worker(
+        port: Annotated[int, typer.Option(help="Port for /healthz, /readyz and /metrics")] = 9000,
+        host: Annotated[str, typer.Option()] = "0.0.0.0",
+    ) -> None:
+        """Outbox relay and consumers, with health and metrics endpoints."""
+        _serve(port, host, relay=True, consumers=True)
+
+    @cli.command()
+    def migrate(revision: str = "head") -> None:
+        """Apply this service's migrations to its database."""
+        settings = settings_factory()
+        upgrade(service_root, settings.database_url, revision)
+
+    @cli.command("seed")
+    def seed_command() -> None:
+        """Load this service's reference and demo data (safe to run again)."""
+        if seed is not None:
+            asyncio.run(seed(settings_factory()))
+
+    return cli

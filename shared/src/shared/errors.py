@@ -1,0 +1,275 @@
+"""Errors as RFC 9457 ``application/problem+json``.
+
+Every error a client can see is one of these, with a stable ``type`` URI and a human ``detail``::
+
+    ProblemError                      (status, type, title; one handler renders them all)
+    ├── BadRequest                    400  malformed JSON, bad header values
+    ├── Unauthorized                  401  missing, malformed, expired or forged token
+    ├── Forbidden                     403  token lacks the scope
+    ├── NotFound                      404  no such record, or not visible to the caller
+    ├── Conflict                      409  state conflict, idempotent request still in flight
+    ├── PayloadTooLarge               413  body over the service's limit
+    ├── UnprocessableContent          422  semantic errors, Idempotency-Key reused with another body
+    └── ServiceUnavailable            503  a dependency (database, broker) is down
+
+Services subclass these in their ``errors.py`` (``PersonNotFound(NotFound)``). FastAPI's
+``RequestValidationError`` becomes a 422 (or 400 for unparseable JSON) whose ``errors`` list names
+each field; an unexpected exception becomes a 500 problem without a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = [
+    "PROBLEM_JSON",
+    "BadRequest",
+    "BodySizeLimitMiddleware",
+    "Conflict",
+    "FieldError",
+    "Forbidden",
+    "NotFound",
+    "PayloadTooLarge",
+    "Problem",
+    "ProblemError",
+    "ServiceUnavailable",
+    "Unauthorized",
+    "UnprocessableContent",
+    "install_problem_handlers",
+    "problem_responses",
+]
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://simpul.kemensos.go.id/problems/"
+log = logging.getLogger("shared.errors")
+
+
+class FieldError(BaseModel):
+    field: str = Field(examples=["body.nik"])
+    message: str = Field(examples=["String should have at least 16 characters"])
+    type: str = Field(examples=["string_too_short"])
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = Field(examples=[TYPE_BASE + "validation-error"])
+    title: str = Field(examples=["Request is not valid"])
+    status: int = Field(examples=[422])
+    detail: str | None = Field(default=None, examples=["body.nik: String should have at least 16 characters"])
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class ProblemError(Exception):
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "internal-error"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str | None = None, **extensions: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.extensions = extensions
+        self.headers: dict[str, str] = {}
+
+    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": TYPE_BASE + self.type,
+            "title": self.title,
+            "status": self.status,
+        }
+        if self.detail:
+            body["detail"] = self.detail
+        if instance:
+            body["instance"] = instance
+        body.update(self.extensions)
+        return body
+
+
+class BadRequest(ProblemError):
+    status = 400
+    type = "bad-request"
+    title = "Bad request"
+
+
+class Unauthorized(ProblemError):
+    status = 401
+    type = "unauthorized"
+    title = "Authentication required"
+
+    def __init__(self, detail: str | None = None, **extensions: Any) -> None:
+        super().__init__(detail, **extensions)
+        self.headers["WWW-Authenticate"] = 'Bearer realm="simpul"'
+
+
+class Forbidden(ProblemError):
+    status = 403
+    type = "forbidden"
+    title = "Not allowed"
+
+
+class NotFound(ProblemError):
+    status = 404
+    type = "not-found"
+    title = "Not found"
+
+
+class Conflict(ProblemError):
+    status = 409
+    type = "conflict"
+    title = "Conflict"
+
+
+class PayloadTooLarge(ProblemError):
+    status = 413
+    type = "payload-too-large"
+    title = "Request body too large"
+
+
+class UnprocessableContent(ProblemError):
+    status = 422
+    type = "unprocessable"
+    title = "Request cannot be processed"
+
+
+class ServiceUnavailable(ProblemError):
+    status = 503
+    type = "unavailable"
+    title = "Service unavailable"
+
+
+def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=body["status"], headers=headers, media_type=PROBLEM_JSON)
+
+
+def problem_responses(*errors: type[ProblemError]) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route: each status with the problem schema and its meanings."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    for error in (UnprocessableContent, *errors):
+        entry = documented.setdefault(
+            error.status,
+            {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": ""},
+        )
+        meaning = f"`{error.type}`: {error.title}"
+        entry["description"] = "; ".join(filter(None, [entry["description"], meaning]))
+    return documented
+
+
+def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    return problem_response(exc.to_problem(request.url.path), exc.headers)
+
+
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "field": _field_name(err.get("loc", ())),
+            "message": str(err.get("msg", "")),
+            "type": str(err.get("type", "")),
+        }
+        for err in exc.errors()
+    ]
+    malformed = any(err["type"] == "json_invalid" for err in errors)
+    status = 400 if malformed else 422
+    body = {
+        "type": TYPE_BASE + ("malformed-json" if malformed else "validation-error"),
+        "title": "Body is not valid JSON" if malformed else "Request is not valid",
+        "status": status,
+        "detail": "; ".join(f"{e['field']}: {e['message']}" for e in errors[:10]),
+        "instance": request.url.path,
+        "errors": errors,
+    }
+    return problem_response(body)
+
+
+async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    slug = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(exc.status_code, "http-error")
+    body = {
+        "type": TYPE_BASE + slug,
+        "title": str(exc.detail),
+        "status": exc.status_code,
+        "instance": request.url.path,
+    }
+    return problem_response(body, dict(exc.headers or {}))
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("http.unhandled_error", extra={"path": request.url.path})
+    return problem_response(ProblemError("An unexpected error occurred").to_problem(request.url.path))
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+class BodySizeLimitMiddleware:
+    """Refuses bodies over ``max_bytes`` with 413, by Content-Length or while streaming."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await self._reject(scope, send)
+                return
+        received = 0
+        response_started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not response_started:
+                await self._reject(scope, send)
+
+    async def _reject(self, scope: Scope, send: Send) -> None:
+        error = PayloadTooLarge(f"the body exceeds {self.max_bytes} bytes")
+        response = problem_response(error.to_problem(scope.get("path")))
+        await response(scope, _empty_receive, send)
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    """Raised from ``receive``; an HTTPException so FastAPI's body parser lets it through."""
+
+    def __init__(self) -> None:
+        super().__init__(413, "Request body too large")
+
+
+async def _empty_receive() -> Message:
+    return {"type": "http.disconnect"}

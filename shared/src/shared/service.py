@@ -1,0 +1,224 @@
+"""What every service process is made of, built once here so the four services only fill it in.
+
+:class:`ServiceRuntime` owns the resources of one process (engine, sessionmaker, Kafka producer,
+outbox relay, consumer runners) and starts and stops them in the right order.
+:func:`create_service_app` builds the FastAPI app around a runtime: problem+json errors, body
+limit, trace context, ``/healthz``, ``/readyz``, ``/metrics``, and the service's routers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.auth import TokenVerifier
+from shared.consumer import ConsumerRunner, Handler
+from shared.db import create_engine, create_sessionmaker, ping
+from shared.errors import BodySizeLimitMiddleware, Problem, ServiceUnavailable, install_problem_handlers
+from shared.kafka import broker_reachable, create_producer
+from shared.observability import TraceContextMiddleware, metrics_response
+from shared.outbox import OutboxRelay
+from shared.settings import SharedSettings
+
+__all__ = [
+    "ConsumerSpec",
+    "ServiceRuntime",
+    "SessionDep",
+    "create_service_app",
+    "get_runtime",
+    "get_session",
+]
+
+log = logging.getLogger("shared.service")
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A consumer group of a service: its topics and its table of handlers."""
+
+    name: str
+    topics: Sequence[str]
+    handlers: Mapping[str, Handler[Any]]
+
+
+@dataclass
+class ServiceRuntime:
+    settings: SharedSettings
+    consumers: Sequence[ConsumerSpec] = ()
+    run_relay: bool = True
+    run_consumers: bool = True
+    engine: AsyncEngine = field(init=False)
+    sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
+    relay: OutboxRelay | None = field(init=False, default=None)
+    runners: list[ConsumerRunner] = field(init=False, default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[ServiceRuntime]:
+        settings = self.settings
+        self.engine = create_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            application_name=f"simpul-{settings.service_name}",
+        )
+        self.sessionmaker = create_sessionmaker(self.engine)
+        try:
+            if self.run_relay:
+                self.relay = OutboxRelay(
+                    service=settings.service_name,
+                    database_url=settings.database_url,
+                    producer_factory=lambda: create_producer(settings, role="relay"),
+                    batch_size=settings.relay_batch_size,
+                    poll_interval=settings.relay_poll_interval_seconds,
+                )
+                self._spawn(self.relay.run(), "relay")
+            if self.run_consumers:
+                for spec in self.consumers:
+                    runner = ConsumerRunner(
+                        name=spec.name,
+                        topics=list(spec.topics),
+                        handlers=spec.handlers,
+                        sessionmaker=self.sessionmaker,
+                        bootstrap_servers=settings.kafka_bootstrap_servers,
+                        producer_factory=lambda: create_producer(settings, role="dlq"),
+                        max_attempts=settings.consumer_max_attempts,
+                        backoff_seconds=settings.consumer_retry_backoff_seconds,
+                        client_id=f"{settings.kafka_client_prefix}-{spec.name}",
+                    )
+                    self.runners.append(runner)
+                    self._spawn(runner.run(), spec.name)
+            yield self
+        finally:
+            await self._shutdown()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=f"{self.settings.service_name}:{name}")
+        task.add_done_callback(self._log_crash)
+        self._tasks.append(task)
+
+    @staticmethod
+    def _log_crash(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("service.task_crashed", extra={"task": task.get_name()}, exc_info=task.exception())
+
+    async def _shutdown(self) -> None:
+        if self.relay is not None:
+            self.relay.stop()
+        for runner in self.runners:
+            runner.stop()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=10)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.engine.dispose()
+
+    async def check_ready(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(ping(self.engine), timeout=2)
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"down: {type(exc).__name__}"
+        try:
+            await asyncio.wait_for(broker_reachable(self.settings), timeout=3)
+            checks["broker"] = "ok"
+        except Exception as exc:
+            checks["broker"] = f"down: {type(exc).__name__}"
+        return checks
+
+
+def get_runtime(request: Request) -> ServiceRuntime:
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: committed after the endpoint returns, rolled back if it raises."""
+    runtime = get_runtime(request)
+    async with runtime.sessionmaker() as session, session.begin():
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def _operations_router() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Liveness: the process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get(
+        "/readyz",
+        summary="Readiness: the database and the broker answer",
+        responses={503: {"model": Problem, "description": "A dependency is down"}},
+    )
+    async def readyz(request: Request) -> dict[str, Any]:
+        checks = await get_runtime(request).check_ready()
+        if any(value != "ok" for value in checks.values()):
+            raise ServiceUnavailable("not ready", checks=checks)
+        return {"status": "ok", "checks": checks}
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        body, content_type = metrics_response()
+        return Response(body, media_type=content_type)
+
+    return router
+
+
+def create_service_app(
+    settings: SharedSettings,
+    *,
+    title: str,
+    description: str,
+    version: str,
+    routers: Sequence[APIRouter],
+    consumers: Sequence[ConsumerSpec] = (),
+    run_relay: bool = True,
+    run_consumers: bool = True,
+    openapi_tags: list[dict[str, Any]] | None = None,
+    on_startup: Callable[[ServiceRuntime], Any] | None = None,
+) -> FastAPI:
+    runtime = ServiceRuntime(
+        settings, consumers=consumers, run_relay=run_relay, run_consumers=run_consumers
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with runtime.running():
+            app.state.runtime = runtime
+            if on_startup is not None:
+                await on_startup(runtime)
+            yield
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        openapi_tags=openapi_tags,
+    )
+    app.state.settings = settings
+    if settings.jwt_public_key is not None:
+        app.state.token_verifier = TokenVerifier(
+            settings.jwt_public_key.get_secret_value(),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        )
+    install_problem_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(TraceContextMiddleware, service=settings.service_name)
+    app.include_router(_operations_router())
+    for router in routers:
+        app.include_router(router)
+    return app
