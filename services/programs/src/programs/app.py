@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from programs import api
+from programs.consumers import CONSUMERS
+from programs.settings import ProgramsSettings
+from shared.service import create_service_app
+
+
+def create_app(
+    settings: ProgramsSettings | None = None, *, run_relay: bool = True, run_consumers: bool = True
+) -> FastAPI:
+    return create_service_app(
+        settings or ProgramsSettings(),
+        title="Simpul Programs",
+        description=(
+            "The coordination function: enrolment of registry people in PKH, BPNT/Sembako, BLT, "
+            "PBI-JK and Sekolah Rakyat, from a local read model of registry facts fed by events."
+        ),
+        version="0.1.0",
+        routers=[api.router],
+        consumers=CONSUMERS,
+        run_relay=run_relay,
+        run_consumers=run_consumers,
+    )

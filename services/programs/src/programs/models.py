@@ -1,0 +1,77 @@
+"""Programs tables: enrolments, and read models of registry and referral facts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import CheckConstraint, DateTime, Index, String, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.audit import audit_table
+from shared.consumer import inbox_table
+from shared.db import TimestampMixin, make_metadata
+from shared.idempotency import idempotency_table
+from shared.outbox import outbox_table
+
+metadata = make_metadata()
+outbox = outbox_table(metadata)
+inbox = inbox_table(metadata)
+audit_log = audit_table(metadata)
+idempotency_keys = idempotency_table(metadata)
+
+PROGRAMMES = ("PKH", "BPNT", "BLT", "PBI_JK", "SEKOLAH_RAKYAT")
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+
+
+class PersonFact(Base):
+    """What programs knows of a registry person, fed only by `registry.person.v1` events."""
+
+    __tablename__ = "person_fact"
+
+    person_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    village_code: Mapped[str] = mapped_column(String(10), index=True)
+    birth_date: Mapped[date]
+    sex: Mapped[str] = mapped_column(String(1))
+    status: Mapped[str] = mapped_column(String(10))
+    # Time of the registry event last applied: an older event never overwrites a newer fact.
+    as_of: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReferralFact(Base):
+    """Referrals made for a person, fed by `referrals.referral.v1` (coordination monitoring)."""
+
+    __tablename__ = "referral_fact"
+
+    referral_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    person_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    service_type: Mapped[str] = mapped_column(String(50))
+    region_code: Mapped[str] = mapped_column(String(10))
+    referred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Enrolment(TimestampMixin, Base):
+    __tablename__ = "enrolment"
+    __table_args__ = (
+        CheckConstraint(
+            "programme IN ('PKH', 'BPNT', 'BLT', 'PBI_JK', 'SEKOLAH_RAKYAT')", name="programme_values"
+        ),
+        CheckConstraint("status IN ('active', 'graduated', 'exited')", name="status_values"),
+        Index(
+            "uq_enrolment_active_person_programme",
+            "person_id",
+            "programme",
+            unique=True,
+            postgresql_where=text("status = 'active'"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    person_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    programme: Mapped[str] = mapped_column(String(20))
+    region_code: Mapped[str] = mapped_column(String(10), index=True)
+    status: Mapped[str] = mapped_column(String(10), default="active", server_default="active")
+    enrolled_by_agency: Mapped[str] = mapped_column(String(100))

@@ -1,0 +1,159 @@
+"""Programs use cases; they take the caller's session and never commit."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from programs.errors import AlreadyEnrolled, EnrolmentNotFound, PersonNotKnown
+from programs.events import ENROLMENT_CREATED, ENROLMENT_TOPIC, SOURCE, EnrolmentCreated
+from programs.models import Enrolment, PersonFact, ReferralFact, audit_log
+from programs.schemas import EnrolmentCreate, PersonFactRead
+from shared.audit import record_read
+from shared.auth import Caller
+from shared.outbox import add_event
+
+__all__ = [
+    "apply_person_fact",
+    "create_enrolment",
+    "get_enrolment",
+    "list_person_facts",
+    "record_referral",
+]
+
+
+async def create_enrolment(session: AsyncSession, *, enrolment_in: EnrolmentCreate, caller: Caller) -> Enrolment:
+    fact = await session.get(PersonFact, enrolment_in.person_id)
+    if fact is None or not caller.may_see(fact.village_code):
+        raise PersonNotKnown(
+            "register the person in the registry first; programs learns of them from its events",
+            field="person_id",
+        )
+    enrolment = Enrolment(
+        id=uuid.uuid4(),
+        person_id=fact.person_id,
+        programme=enrolment_in.programme,
+        region_code=fact.village_code,
+        status="active",
+        enrolled_by_agency=caller.agency,
+    )
+    session.add(enrolment)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise AlreadyEnrolled(f"{enrolment_in.programme} enrolment is already active") from exc
+    await session.refresh(enrolment)
+    await add_event(
+        session,
+        source=SOURCE,
+        topic=ENROLMENT_TOPIC,
+        key=str(enrolment.id),
+        type=ENROLMENT_CREATED,
+        data=EnrolmentCreated(
+            enrolment_id=enrolment.id,
+            person_id=enrolment.person_id,
+            programme=enrolment_in.programme,
+            region_code=enrolment.region_code,
+        ),
+    )
+    return enrolment
+
+
+async def get_enrolment(session: AsyncSession, *, enrolment_id: uuid.UUID, caller: Caller) -> Enrolment:
+    enrolment = await session.get(Enrolment, enrolment_id)
+    if enrolment is None or not caller.may_see(enrolment.region_code):
+        raise EnrolmentNotFound()
+    return enrolment
+
+
+async def list_person_facts(
+    session: AsyncSession,
+    *,
+    caller: Caller,
+    purpose: str,
+    region_prefix: str | None,
+    after: uuid.UUID | None,
+    limit: int,
+) -> tuple[list[PersonFactRead], uuid.UUID | None]:
+    """Keyset page of facts inside the caller's regions, ordered by person id."""
+    referrals = (
+        select(func.count())
+        .where(ReferralFact.person_id == PersonFact.person_id)
+        .correlate(PersonFact)
+        .scalar_subquery()
+    )
+    query = select(PersonFact, referrals.label("referral_count")).order_by(PersonFact.person_id).limit(limit + 1)
+    if not caller.is_national:
+        query = query.where(or_(*(PersonFact.village_code.startswith(r) for r in caller.regions)))
+    if region_prefix:
+        query = query.where(PersonFact.village_code.startswith(region_prefix))
+    if after is not None:
+        query = query.where(PersonFact.person_id > after)
+    rows = (await session.execute(query)).all()
+    visible = [
+        PersonFactRead.model_validate(fact).model_copy(update={"referral_count": count})
+        for fact, count in rows[:limit]
+    ]
+    await record_read(
+        session, audit_log, caller=caller, purpose=purpose, resource_type="person_fact",
+        resource_ids=[str(f.person_id) for f in visible],
+    )
+    next_cursor = rows[limit - 1][0].person_id if len(rows) > limit else None
+    return visible, next_cursor
+
+
+async def apply_person_fact(
+    session: AsyncSession,
+    *,
+    person_id: uuid.UUID,
+    village_code: str,
+    birth_date: object,
+    sex: str,
+    status: str,
+    as_of: datetime,
+) -> None:
+    """Upsert a registry fact unless a newer one is already applied (out-of-order safe)."""
+    values = {
+        "person_id": person_id,
+        "village_code": village_code,
+        "birth_date": birth_date,
+        "sex": sex,
+        "status": status,
+        "as_of": as_of,
+    }
+    statement = insert(PersonFact).values(values)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[PersonFact.person_id],
+            set_={k: statement.excluded[k] for k in values if k != "person_id"},
+            where=PersonFact.as_of <= statement.excluded.as_of,
+        )
+    )
+
+
+async def record_referral(
+    session: AsyncSession,
+    *,
+    referral_id: uuid.UUID,
+    person_id: uuid.UUID,
+    service_type: str,
+    region_code: str,
+    referred_at: datetime,
+) -> None:
+    await session.execute(
+        insert(ReferralFact)
+        .values(
+            referral_id=referral_id,
+            person_id=person_id,
+            service_type=service_type,
+            region_code=region_code,
+            referred_at=referred_at,
+        )
+        .on_conflict_do_nothing()
+    )
