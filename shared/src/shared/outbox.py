@@ -348,7 +348,8 @@ class OutboxRelay:
         self._wake.set()
 
     def _on_listener_lost(self, *_: object) -> None:
-        log.warning("outbox.listener.lost", extra={"service": self.service})
+        if not self._stopping.is_set():
+            log.warning("outbox.listener.lost", extra={"service": self.service})
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -82,7 +82,7 @@ class ServiceRuntime:
             if self.run_consumers:
                 for spec in self.consumers:
                     runner = ConsumerRunner(
-                        name=spec.name,
+                        name=settings.kafka_group_prefix + spec.name,
                         topics=list(spec.topics),
                         handlers=spec.handlers,
                         sessionmaker=self.sessionmaker,

@@ -32,6 +32,10 @@ class SharedSettings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1, le=200)
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
     kafka_client_id: str | None = None
+    kafka_group_prefix: str = Field(
+        default="",
+        description="Prepended to consumer group names, so two deployments can share a broker.",
+    )
     kafka_broker_profile: BrokerProfile = Field(
         default="tansu",
         description=(

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest_asyncio
+
+import registry
+from registry.app import create_app
+from registry.settings import RegistrySettings
+from shared.testing import BrokerHandle, DatabaseServer, RunningService, running_service
+from shared.testing.plugin import service_root, service_settings_kwargs
+
+
+@pytest_asyncio.fixture(scope="session")
+async def registry_settings(
+    database_server: DatabaseServer, broker: BrokerHandle, jwt_keys: tuple[str, str]
+) -> RegistrySettings:
+    url = await database_server.migrated_database("registry", service_root(registry.__file__))
+    return RegistrySettings(
+        **service_settings_kwargs(
+            database_url=url, broker=broker, public_key=jwt_keys[1], group_prefix=f"t{uuid.uuid4().hex[:6]}-"
+        )
+    )
+
+
+@pytest_asyncio.fixture(scope="session")
+async def registry_service(registry_settings: RegistrySettings) -> AsyncIterator[RunningService]:
+    async with running_service(create_app(registry_settings)) as service:
+        yield service

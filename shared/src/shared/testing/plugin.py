@@ -1,0 +1,87 @@
+"""pytest plugin: session-wide PostgreSQL, broker, token keys; per-service database factory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.auth import generate_keypair, mint_token
+from shared.testing.harness import BrokerHandle, DatabaseServer
+
+ALL_SCOPES = (
+    "registry:read", "registry:write", "registry:read:nik", "programs:read", "programs:enrol",
+    "referrals:read", "referrals:write", "complaints:read", "complaints:write",
+)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    import os
+
+    broker = "external " + os.environ["KAFKA_BOOTSTRAP_SERVERS"] if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else os.environ.get("SIMPUL_TEST_BROKER", "tansu")
+    database = "external DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded PostgreSQL"
+    return [f"simpul: broker={broker}, database={database}"]
+
+
+@pytest.fixture(scope="session")
+def database_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseServer]:
+    server = DatabaseServer.start(tmp_path_factory.mktemp("postgres"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerHandle]:
+    handle = BrokerHandle.start(tmp_path_factory.mktemp("broker"))
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def jwt_keys() -> tuple[str, str]:
+    """(private PEM, public PEM) of the session's token issuer."""
+    return generate_keypair()
+
+
+@pytest.fixture(scope="session")
+def mint(jwt_keys: tuple[str, str]) -> Callable[..., str]:
+    """``mint(agency=..., scopes=[...], regions=[...])`` -> a signed bearer token."""
+
+    def _mint(
+        *, agency: str = "KEMENSOS", scopes: Any = ALL_SCOPES, regions: Any = (), subject: str = "tester", **kwargs: Any
+    ) -> str:
+        return mint_token(jwt_keys[0], subject=subject, agency=agency, scopes=scopes, regions=regions, **kwargs)
+
+    return _mint
+
+
+@pytest.fixture(scope="session")
+def auth_header(mint: Callable[..., str]) -> Callable[..., dict[str, str]]:
+    def _header(**kwargs: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {mint(**kwargs)}"}
+
+    return _header
+
+
+def service_settings_kwargs(
+    *, database_url: str, broker: BrokerHandle, public_key: str, group_prefix: str
+) -> dict[str, Any]:
+    """Settings every test app gets: its database, the session broker, fast relay polling."""
+    return {
+        "environment": "test",
+        "database_url": database_url,
+        "kafka_bootstrap_servers": broker.bootstrap_servers,
+        "kafka_broker_profile": broker.profile,
+        "kafka_group_prefix": group_prefix,
+        "jwt_public_key": public_key,
+        "relay_poll_interval_seconds": 0.2,
+        "consumer_retry_backoff_seconds": 0.05,
+        "consumer_max_attempts": 3,
+    }
+
+
+def service_root(package_file: str) -> Path:
+    """``services/<name>`` from a file inside ``services/<name>/src/<name>/``."""
+    return Path(package_file).resolve().parents[2]
