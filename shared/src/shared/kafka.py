@@ -25,7 +25,7 @@ def create_producer(settings: SharedSettings, *, role: str) -> AIOKafkaProducer:
         linger_ms=5,
         max_batch_size=256 * 1024,
         compression_type="gzip" if on_kafka else None,
-        request_timeout_ms=15_000,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
         retry_backoff_ms=200,
     )
 

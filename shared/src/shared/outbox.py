@@ -180,6 +180,7 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval: float = 1.0,
         retention: timedelta = timedelta(days=7),
+        send_timeout: float = 20.0,
         after_publish: Callable[[Sequence[int]], Awaitable[None]] | None = None,
     ) -> None:
         self.service = service
@@ -189,6 +190,8 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._retention = retention
+        # aiokafka keeps retrying an unreachable broker; the relay gives up on a batch after this.
+        self._send_timeout = send_timeout
         # Test seam: runs after the broker acked a batch and before it is marked sent.
         self._after_publish = after_publish
         self._wake = asyncio.Event()
@@ -222,37 +225,42 @@ class OutboxRelay:
                 backoff = min(backoff * 2, 30.0)
                 continue
             await self._sleep(self._poll_interval)
-        await self._close_connection()
-        await self._close_producer()
+        await self.close()
 
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
 
+    async def close(self) -> None:
+        """Release connections of a relay driven by hand (:meth:`publish_batch`)."""
+        await self._close_connection()
+        await self._close_producer()
+
     async def publish_batch(self) -> int:
         """Claim, publish and mark one batch; return how many events went out."""
         await self._ensure_connections()
         assert self._conn is not None
-        async with self._conn.transaction():
-            rows = await self._conn.fetch(_CLAIM_SQL, self._batch_size)
-            if not rows:
-                return 0
-            claimed = [self._to_claimed(row) for row in rows]
-            try:
-                await self._send_all(claimed)
-            except Exception as exc:
-                ids = [c.id for c in claimed]
-                # Recorded outside the rolled-back claim so operators can see why it is stuck.
+        claimed: list[_Claimed] = []
+        try:
+            async with self._conn.transaction():
+                rows = await self._conn.fetch(_CLAIM_SQL, self._batch_size)
+                if not rows:
+                    return 0
+                claimed = [self._to_claimed(row) for row in rows]
+                await asyncio.wait_for(self._send_all(claimed), timeout=self._send_timeout)
+                if self._after_publish is not None:
+                    await self._after_publish([c.id for c in claimed])
+                await self._conn.execute(
+                    f"UPDATE {OUTBOX_TABLE} SET sent_at = now(), attempts = attempts + 1 "
+                    "WHERE id = ANY($1::bigint[])",
+                    [c.id for c in claimed],
+                )
+        except Exception as exc:
+            if claimed:
+                # After the claim rolled back (its row locks are gone), so operators see why.
                 with contextlib.suppress(Exception):
-                    await self._record_failure(ids, repr(exc))
-                raise
-            if self._after_publish is not None:
-                await self._after_publish([c.id for c in claimed])
-            await self._conn.execute(
-                f"UPDATE {OUTBOX_TABLE} SET sent_at = now(), attempts = attempts + 1 "
-                "WHERE id = ANY($1::bigint[])",
-                [c.id for c in claimed],
-            )
+                    await self._record_failure([c.id for c in claimed], repr(exc))
+            raise
         now = datetime.now(UTC)
         for c in claimed:
             OUTBOX_LAG.labels(self.service).observe((now - c.created_at).total_seconds())
@@ -282,8 +290,9 @@ class OutboxRelay:
 
     async def _close_producer(self) -> None:
         if self._producer is not None:
+            # stop() flushes pending batches, which never ends while the broker is away.
             with contextlib.suppress(Exception):
-                await self._producer.stop()
+                await asyncio.wait_for(self._producer.stop(), timeout=5)
             self._producer = None
 
     async def _send_all(self, claimed: Sequence[_Claimed]) -> None:
@@ -301,8 +310,8 @@ class OutboxRelay:
                 raise result
 
     async def _record_failure(self, ids: list[int], error: str) -> None:
-        assert self._listener is not None
-        await self._listener.execute(
+        assert self._conn is not None
+        await self._conn.execute(
             f"UPDATE {OUTBOX_TABLE} SET attempts = attempts + 1, last_error = $2 "
             "WHERE id = ANY($1::bigint[])",
             ids,
@@ -336,11 +345,23 @@ class OutboxRelay:
             now - self._retention,
         )
 
+    async def _connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(
+            self._dsn,
+            timeout=10,
+            server_settings={
+                "application_name": f"simpul-{self.service}-relay",
+                "statement_timeout": "30000",
+                "lock_timeout": "10000",
+                "idle_in_transaction_session_timeout": "120000",
+            },
+        )
+
     async def _ensure_connections(self) -> None:
         if self._conn is None or self._conn.is_closed():
-            self._conn = await asyncpg.connect(self._dsn)
+            self._conn = await self._connect()
         if self._listener is None or self._listener.is_closed():
-            self._listener = await asyncpg.connect(self._dsn)
+            self._listener = await self._connect()
             await self._listener.add_listener(notify_channel(self.service), self._on_notify)
             self._listener.add_termination_listener(self._on_listener_lost)
 

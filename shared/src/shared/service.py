@@ -77,6 +77,7 @@ class ServiceRuntime:
                     producer_factory=lambda: create_producer(settings, role="relay"),
                     batch_size=settings.relay_batch_size,
                     poll_interval=settings.relay_poll_interval_seconds,
+                    send_timeout=settings.kafka_request_timeout_ms / 1000 + 5,
                 )
                 self._spawn(self.relay.run(), "relay")
             if self.run_consumers:

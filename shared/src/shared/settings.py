@@ -43,6 +43,9 @@ class SharedSettings(BaseSettings):
             "in-memory Tansu broker does not support it, so the embedded default is 'tansu'."
         ),
     )
+    kafka_request_timeout_ms: int = Field(
+        default=15_000, ge=1_000, description="How long a send may wait for the broker's ack."
+    )
     jwt_public_key: SecretStr | None = Field(
         default=None, description="PEM public key that verifies bearer tokens (EdDSA)."
     )

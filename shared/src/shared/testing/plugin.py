@@ -77,6 +77,7 @@ def service_settings_kwargs(
         "kafka_group_prefix": group_prefix,
         "jwt_public_key": public_key,
         "relay_poll_interval_seconds": 0.2,
+        "kafka_request_timeout_ms": 3_000,
         "consumer_retry_backoff_seconds": 0.05,
         "consumer_max_attempts": 3,
     }

@@ -1,0 +1,103 @@
+"""A small database of shared's own tables (outbox, inbox, an effect table) for its tests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import asyncpg
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy import Column, Integer, MetaData, Table, Text, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.consumer import inbox_table
+from shared.db import create_engine, create_sessionmaker, make_metadata, sync_url
+from shared.kafka import create_producer
+from shared.outbox import notify_trigger_sql, outbox_table
+from shared.settings import SharedSettings
+from shared.testing import BrokerHandle, DatabaseServer
+
+metadata: MetaData = make_metadata()
+outbox_table(metadata)
+inbox_table(metadata)
+effect = Table(
+    "effect",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("aggregate", Text, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("event_id", Text, nullable=False),
+)
+SERVICE = "sharedtest"
+
+
+@dataclass
+class OutboxDatabase:
+    url: str
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+    async def fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(sync_url(self.url))
+        try:
+            return await conn.fetch(sql, *args)
+        finally:
+            await conn.close()
+
+
+@pytest_asyncio.fixture
+async def outbox_db(database_server: DatabaseServer) -> AsyncIterator[OutboxDatabase]:
+    """A fresh database per test: relays in different tests must not see each other's rows."""
+    url = database_server.url(await database_server.create_database("shared"))
+    engine = create_engine(url, pool_size=5)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+        for statement in notify_trigger_sql(SERVICE):
+            await conn.execute(text(statement))
+    yield OutboxDatabase(url=url, engine=engine, sessionmaker=create_sessionmaker(engine))
+    await engine.dispose()
+
+
+@pytest_asyncio.fixture
+def settings(broker: BrokerHandle, outbox_db: OutboxDatabase) -> SharedSettings:
+    return SharedSettings(
+        service_name=SERVICE,
+        environment="test",
+        database_url=outbox_db.url,
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        kafka_broker_profile=broker.profile,
+        kafka_request_timeout_ms=3_000,
+    )
+
+
+@pytest_asyncio.fixture
+def producer_factory(settings: SharedSettings) -> Callable[[], AIOKafkaProducer]:
+    return lambda: create_producer(settings, role="test")
+
+
+def unique_topic() -> str:
+    return f"test.{uuid.uuid4().hex[:10]}.v1"
+
+
+async def read_topic(bootstrap: str, topic: str, *, expected: int, timeout_ms: int = 60_000) -> list[tuple[str, dict[str, str], bytes]]:
+    """Read ``expected`` records from the start of ``topic`` (no group, every partition)."""
+    import time
+
+    import orjson  # noqa: F401  (records are returned raw; tests decode what they need)
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    out: list[tuple[str, dict[str, str], bytes]] = []
+    deadline = time.monotonic() + timeout_ms / 1000
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    headers = {k: v.decode() for k, v in record.headers}
+                    out.append((record.key.decode(), headers, record.value))
+    finally:
+        await consumer.stop()
+    return out

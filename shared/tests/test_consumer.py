@@ -1,0 +1,196 @@
+"""The consumer runner against the real broker and PostgreSQL: inbox, retries, DLQ, offsets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import BaseModel
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.consumer import ConsumerRunner, Handler
+from shared.envelope import CloudEvent, new_event, to_kafka
+from shared.kafka import dlq_topic
+from shared.settings import SharedSettings
+from shared.testing import eventually
+
+from .conftest import OutboxDatabase, effect, read_topic, unique_topic
+
+
+class Happened(BaseModel):
+    aggregate: str
+    seq: int
+
+
+class Flaky:
+    """A handler that fails its first ``failures`` calls per event, then applies the effect."""
+
+    def __init__(self, failures: int = 0, poison_seq: int | None = None) -> None:
+        self.failures = failures
+        self.poison_seq = poison_seq
+        self.calls: dict[str, int] = {}
+
+    async def __call__(self, session: AsyncSession, payload: Happened, event: CloudEvent) -> None:
+        self.calls[event.id] = self.calls.get(event.id, 0) + 1
+        if payload.seq == self.poison_seq:
+            raise ValueError(f"seq {payload.seq} can never be applied")
+        if self.calls[event.id] <= self.failures:
+            raise ConnectionError("a dependency blinked")
+        await session.execute(insert(effect).values(aggregate=payload.aggregate, seq=payload.seq, event_id=event.id))
+
+
+def runner_for(
+    settings: SharedSettings, db: OutboxDatabase, topic: str, handler: Flaky, factory: Callable[[], AIOKafkaProducer]
+) -> ConsumerRunner:
+    return ConsumerRunner(
+        name=f"g-{uuid.uuid4().hex[:8]}",
+        topics=[topic],
+        handlers={"test.happened.v1": Handler(Happened, handler)},
+        sessionmaker=db.sessionmaker,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        producer_factory=factory,
+        max_attempts=3,
+        backoff_seconds=0.01,
+    )
+
+
+@contextlib.asynccontextmanager
+async def consuming(runner: ConsumerRunner) -> AsyncIterator[ConsumerRunner]:
+    task = asyncio.create_task(runner.run())
+    try:
+        yield runner
+    finally:
+        runner.stop()
+        await asyncio.wait_for(task, timeout=30)
+
+
+def event(aggregate: str, seq: int) -> CloudEvent:
+    return new_event(source="/test", type="test.happened.v1", subject=aggregate, data={"aggregate": aggregate, "seq": seq})
+
+
+async def publish(settings: SharedSettings, topic: str, *records: tuple[bytes | None, list[tuple[str, bytes]], bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        for value, headers, key in records:
+            await producer.send_and_wait(topic, value, key=key, headers=headers)
+    finally:
+        await producer.stop()
+
+
+def as_record(e: CloudEvent, topic: str) -> tuple[bytes, list[tuple[str, bytes]], bytes]:
+    record = to_kafka(e, topic=topic, key=e.data["aggregate"])
+    return record.value, record.headers, record.key
+
+
+async def effects(db: OutboxDatabase) -> list[tuple[str, int]]:
+    return [(r["aggregate"], r["seq"]) for r in await db.fetch("SELECT aggregate, seq FROM effect ORDER BY id")]
+
+
+class TestConsumerRunner:
+    async def test_redelivered_event_has_one_effect(
+        self, outbox_db: OutboxDatabase, settings: SharedSettings, producer_factory: Callable[[], AIOKafkaProducer]
+    ) -> None:
+        topic = unique_topic()
+        once = event("a", 1)
+        await publish(settings, topic, as_record(once, topic), as_record(once, topic), as_record(event("a", 2), topic))
+        async with consuming(runner_for(settings, outbox_db, topic, Flaky(), producer_factory)):
+            await eventually(lambda: _has(effects(outbox_db), 2), what="two distinct effects")
+            await asyncio.sleep(0.5)
+        assert await effects(outbox_db) == [("a", 1), ("a", 2)]
+
+    async def test_transient_failures_are_retried(
+        self, outbox_db: OutboxDatabase, settings: SharedSettings, producer_factory: Callable[[], AIOKafkaProducer]
+    ) -> None:
+        topic = unique_topic()
+        handler = Flaky(failures=2)
+        await publish(settings, topic, as_record(event("b", 1), topic))
+        async with consuming(runner_for(settings, outbox_db, topic, handler, producer_factory)):
+            await eventually(lambda: _has(effects(outbox_db), 1), what="effect after retries")
+        assert list(handler.calls.values()) == [3]
+        assert await effects(outbox_db) == [("b", 1)]
+
+    @pytest.mark.parametrize(
+        ("poison", "reason"),
+        [
+            ((b"not json", [("ce_id", b"1"), ("ce_source", b"/x"), ("ce_type", b"test.happened.v1"), ("ce_specversion", b"1.0")], b"p"), "not JSON"),
+            ((b"{}", [("ce_type", b"test.happened.v1")], b"p"), "missing CloudEvents headers"),
+            (None, "ValidationError"),  # a well-formed CloudEvent whose data does not fit the model
+            ("handler-fails", "ValueError"),  # fails on every attempt
+        ],
+    )
+    async def test_poison_goes_to_the_dead_letter_topic_and_the_partition_moves_on(
+        self,
+        outbox_db: OutboxDatabase,
+        settings: SharedSettings,
+        producer_factory: Callable[[], AIOKafkaProducer],
+        poison: object,
+        reason: str,
+    ) -> None:
+        topic = unique_topic()
+        handler = Flaky(poison_seq=666)
+        if poison is None:
+            bad = new_event(source="/test", type="test.happened.v1", subject="p", data={"aggregate": "p", "seq": "many"})
+            poison_record = as_record(bad, topic)
+        elif poison == "handler-fails":
+            poison_record = as_record(event("p", 666), topic)
+        else:
+            poison_record = poison  # type: ignore[assignment]
+        await publish(settings, topic, as_record(event("p", 1), topic), poison_record, as_record(event("p", 2), topic))
+        async with consuming(runner_for(settings, outbox_db, topic, handler, producer_factory)):
+            await eventually(lambda: _has(effects(outbox_db), 2), what="events after the poison applied")
+        assert await effects(outbox_db) == [("p", 1), ("p", 2)]
+        parked = await read_topic(settings.kafka_bootstrap_servers, dlq_topic(topic), expected=1)
+        assert len(parked) == 1
+        _, headers, _ = parked[0]
+        assert reason in headers["dlq_error"]
+        assert headers["dlq_original_topic"] == topic
+        assert headers["dlq_original_offset"] == "1"
+
+    async def test_offsets_are_committed_only_after_the_database_commit(
+        self, outbox_db: OutboxDatabase, settings: SharedSettings, producer_factory: Callable[[], AIOKafkaProducer]
+    ) -> None:
+        topic = unique_topic()
+        await publish(settings, topic, as_record(event("c", 1), topic))
+        handler = Flaky()
+        crashed = runner_for(settings, outbox_db, topic, handler, producer_factory)
+        # The effect commits, then the process dies before committing the offset.
+        reader = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest")
+        await reader.start()
+        try:
+            batch = await eventually(lambda: reader.getmany(timeout_ms=500), what="the record fetched")
+            record = next(iter(batch.values()))[0]
+            assert await crashed.process(record) == "handled_or_duplicate"
+        finally:
+            await reader.stop()
+        restarted = runner_for(settings, outbox_db, topic, handler, producer_factory)
+        restarted.name = crashed.name  # same consumer group, which never committed an offset
+        async with consuming(restarted):
+            await eventually(lambda: _committed(settings, crashed.name, topic), what="offset committed after the redelivery")
+        assert await effects(outbox_db) == [("c", 1)], "the redelivered event was absorbed by the inbox"
+        outcomes = await outbox_db.fetch("SELECT outcome FROM inbox_event WHERE consumer = $1", crashed.name)
+        assert [r["outcome"] for r in outcomes] == ["handled"]
+
+
+async def _committed(settings: SharedSettings, group: str, topic: str) -> bool:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or {0}
+        for partition in partitions:
+            offset = await consumer.committed(TopicPartition(topic, partition))
+            if offset:
+                return True
+        return False
+    finally:
+        await consumer.stop()
+
+
+async def _has(rows: object, n: int) -> bool:
+    return len(await rows) >= n  # type: ignore[misc, arg-type]
+
