@@ -81,13 +81,17 @@ def unique_topic() -> str:
     return f"test.{uuid.uuid4().hex[:10]}.v1"
 
 
-async def read_topic(bootstrap: str, topic: str, *, expected: int, timeout_ms: int = 60_000) -> list[tuple[str, dict[str, str], bytes]]:
+async def read_topic(
+    bootstrap: str, topic: str, *, expected: int, timeout_ms: int = 60_000
+) -> list[tuple[str, dict[str, str], bytes]]:
     """Read ``expected`` records from the start of ``topic`` (no group, every partition)."""
     import time
 
     import orjson  # noqa: F401  (records are returned raw; tests decode what they need)
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
     await consumer.start()
     out: list[tuple[str, dict[str, str], bytes]] = []
     deadline = time.monotonic() + timeout_ms / 1000

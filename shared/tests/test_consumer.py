@@ -41,11 +41,17 @@ class Flaky:
             raise ValueError(f"seq {payload.seq} can never be applied")
         if self.calls[event.id] <= self.failures:
             raise ConnectionError("a dependency blinked")
-        await session.execute(insert(effect).values(aggregate=payload.aggregate, seq=payload.seq, event_id=event.id))
+        await session.execute(
+            insert(effect).values(aggregate=payload.aggregate, seq=payload.seq, event_id=event.id)
+        )
 
 
 def runner_for(
-    settings: SharedSettings, db: OutboxDatabase, topic: str, handler: Flaky, factory: Callable[[], AIOKafkaProducer]
+    settings: SharedSettings,
+    db: OutboxDatabase,
+    topic: str,
+    handler: Flaky,
+    factory: Callable[[], AIOKafkaProducer],
 ) -> ConsumerRunner:
     return ConsumerRunner(
         name=f"g-{uuid.uuid4().hex[:8]}",
@@ -70,10 +76,19 @@ async def consuming(runner: ConsumerRunner) -> AsyncIterator[ConsumerRunner]:
 
 
 def event(aggregate: str, seq: int) -> CloudEvent:
-    return new_event(source="/test", type="test.happened.v1", subject=aggregate, data={"aggregate": aggregate, "seq": seq})
+    return new_event(
+        source="/test",
+        type="test.happened.v1",
+        subject=aggregate,
+        data={"aggregate": aggregate, "seq": seq},
+    )
 
 
-async def publish(settings: SharedSettings, topic: str, *records: tuple[bytes | None, list[tuple[str, bytes]], bytes]) -> None:
+async def publish(
+    settings: SharedSettings,
+    topic: str,
+    *records: tuple[bytes | None, list[tuple[str, bytes]], bytes],
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await producer.start()
     try:
@@ -89,23 +104,38 @@ def as_record(e: CloudEvent, topic: str) -> tuple[bytes, list[tuple[str, bytes]]
 
 
 async def effects(db: OutboxDatabase) -> list[tuple[str, int]]:
-    return [(r["aggregate"], r["seq"]) for r in await db.fetch("SELECT aggregate, seq FROM effect ORDER BY id")]
+    return [
+        (r["aggregate"], r["seq"])
+        for r in await db.fetch("SELECT aggregate, seq FROM effect ORDER BY id")
+    ]
 
 
 class TestConsumerRunner:
     async def test_redelivered_event_has_one_effect(
-        self, outbox_db: OutboxDatabase, settings: SharedSettings, producer_factory: Callable[[], AIOKafkaProducer]
+        self,
+        outbox_db: OutboxDatabase,
+        settings: SharedSettings,
+        producer_factory: Callable[[], AIOKafkaProducer],
     ) -> None:
         topic = unique_topic()
         once = event("a", 1)
-        await publish(settings, topic, as_record(once, topic), as_record(once, topic), as_record(event("a", 2), topic))
+        await publish(
+            settings,
+            topic,
+            as_record(once, topic),
+            as_record(once, topic),
+            as_record(event("a", 2), topic),
+        )
         async with consuming(runner_for(settings, outbox_db, topic, Flaky(), producer_factory)):
             await eventually(lambda: _has(effects(outbox_db), 2), what="two distinct effects")
             await asyncio.sleep(0.5)
         assert await effects(outbox_db) == [("a", 1), ("a", 2)]
 
     async def test_transient_failures_are_retried(
-        self, outbox_db: OutboxDatabase, settings: SharedSettings, producer_factory: Callable[[], AIOKafkaProducer]
+        self,
+        outbox_db: OutboxDatabase,
+        settings: SharedSettings,
+        producer_factory: Callable[[], AIOKafkaProducer],
     ) -> None:
         topic = unique_topic()
         handler = Flaky(failures=2)
@@ -118,7 +148,19 @@ class TestConsumerRunner:
     @pytest.mark.parametrize(
         ("poison", "reason"),
         [
-            ((b"not json", [("ce_id", b"1"), ("ce_source", b"/x"), ("ce_type", b"test.happened.v1"), ("ce_specversion", b"1.0")], b"p"), "not JSON"),
+            (
+                (
+                    b"not json",
+                    [
+                        ("ce_id", b"1"),
+                        ("ce_source", b"/x"),
+                        ("ce_type", b"test.happened.v1"),
+                        ("ce_specversion", b"1.0"),
+                    ],
+                    b"p",
+                ),
+                "not JSON",
+            ),
             ((b"{}", [("ce_type", b"test.happened.v1")], b"p"), "missing CloudEvents headers"),
             (None, "ValidationError"),  # a well-formed CloudEvent whose data does not fit the model
             ("handler-fails", "ValueError"),  # fails on every attempt
@@ -135,15 +177,28 @@ class TestConsumerRunner:
         topic = unique_topic()
         handler = Flaky(poison_seq=666)
         if poison is None:
-            bad = new_event(source="/test", type="test.happened.v1", subject="p", data={"aggregate": "p", "seq": "many"})
+            bad = new_event(
+                source="/test",
+                type="test.happened.v1",
+                subject="p",
+                data={"aggregate": "p", "seq": "many"},
+            )
             poison_record = as_record(bad, topic)
         elif poison == "handler-fails":
             poison_record = as_record(event("p", 666), topic)
         else:
             poison_record = poison  # type: ignore[assignment]
-        await publish(settings, topic, as_record(event("p", 1), topic), poison_record, as_record(event("p", 2), topic))
+        await publish(
+            settings,
+            topic,
+            as_record(event("p", 1), topic),
+            poison_record,
+            as_record(event("p", 2), topic),
+        )
         async with consuming(runner_for(settings, outbox_db, topic, handler, producer_factory)):
-            await eventually(lambda: _has(effects(outbox_db), 2), what="events after the poison applied")
+            await eventually(
+                lambda: _has(effects(outbox_db), 2), what="events after the poison applied"
+            )
         assert await effects(outbox_db) == [("p", 1), ("p", 2)]
         parked = await read_topic(settings.kafka_bootstrap_servers, dlq_topic(topic), expected=1)
         assert len(parked) == 1
@@ -153,17 +208,24 @@ class TestConsumerRunner:
         assert headers["dlq_original_offset"] == "1"
 
     async def test_offsets_are_committed_only_after_the_database_commit(
-        self, outbox_db: OutboxDatabase, settings: SharedSettings, producer_factory: Callable[[], AIOKafkaProducer]
+        self,
+        outbox_db: OutboxDatabase,
+        settings: SharedSettings,
+        producer_factory: Callable[[], AIOKafkaProducer],
     ) -> None:
         topic = unique_topic()
         await publish(settings, topic, as_record(event("c", 1), topic))
         handler = Flaky()
         crashed = runner_for(settings, outbox_db, topic, handler, producer_factory)
         # The effect commits, then the process dies before committing the offset.
-        reader = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest")
+        reader = AIOKafkaConsumer(
+            topic, bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest"
+        )
         await reader.start()
         try:
-            batch = await eventually(lambda: reader.getmany(timeout_ms=500), what="the record fetched")
+            batch = await eventually(
+                lambda: reader.getmany(timeout_ms=500), what="the record fetched"
+            )
             record = next(iter(batch.values()))[0]
             assert await crashed.process(record) == "handled_or_duplicate"
         finally:
@@ -171,14 +233,23 @@ class TestConsumerRunner:
         restarted = runner_for(settings, outbox_db, topic, handler, producer_factory)
         restarted.name = crashed.name  # same consumer group, which never committed an offset
         async with consuming(restarted):
-            await eventually(lambda: _committed(settings, crashed.name, topic), what="offset committed after the redelivery")
-        assert await effects(outbox_db) == [("c", 1)], "the redelivered event was absorbed by the inbox"
-        outcomes = await outbox_db.fetch("SELECT outcome FROM inbox_event WHERE consumer = $1", crashed.name)
+            await eventually(
+                lambda: _committed(settings, crashed.name, topic),
+                what="offset committed after the redelivery",
+            )
+        assert await effects(outbox_db) == [("c", 1)], (
+            "the redelivered event was absorbed by the inbox"
+        )
+        outcomes = await outbox_db.fetch(
+            "SELECT outcome FROM inbox_event WHERE consumer = $1", crashed.name
+        )
         assert [r["outcome"] for r in outcomes] == ["handled"]
 
 
 async def _committed(settings: SharedSettings, group: str, topic: str) -> bool:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic) or {0}
@@ -193,4 +264,3 @@ async def _committed(settings: SharedSettings, group: str, topic: str) -> bool:
 
 async def _has(rows: object, n: int) -> bool:
     return len(await rows) >= n  # type: ignore[misc, arg-type]
-

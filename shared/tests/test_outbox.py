@@ -26,15 +26,25 @@ async def stage(db: OutboxDatabase, topic: str, events: Sequence[tuple[str, int]
     for aggregate, seq in events:
         async with session_scope(db.sessionmaker) as session:
             await add_event(
-                session, source="/test", topic=topic, key=aggregate, type="test.happened.v1",
+                session,
+                source="/test",
+                topic=topic,
+                key=aggregate,
+                type="test.happened.v1",
                 data={"aggregate": aggregate, "seq": seq},
             )
 
 
-def make_relay(settings: SharedSettings, factory: Callable[[], AIOKafkaProducer], **kwargs: object) -> OutboxRelay:
+def make_relay(
+    settings: SharedSettings, factory: Callable[[], AIOKafkaProducer], **kwargs: object
+) -> OutboxRelay:
     return OutboxRelay(
-        service=SERVICE, database_url=settings.database_url, producer_factory=factory,
-        poll_interval=0.2, send_timeout=5, **kwargs,  # type: ignore[arg-type]
+        service=SERVICE,
+        database_url=settings.database_url,
+        producer_factory=factory,
+        poll_interval=0.2,
+        send_timeout=5,
+        **kwargs,  # type: ignore[arg-type]
     )
 
 
@@ -62,13 +72,23 @@ def sequences_by_key(records: list[tuple[str, dict[str, str], bytes]]) -> dict[s
 
 class TestRelay:
     async def test_publishes_committed_events_as_cloudevents(
-        self, outbox_db: OutboxDatabase, settings: SharedSettings, producer_factory: Callable[[], AIOKafkaProducer]
+        self,
+        outbox_db: OutboxDatabase,
+        settings: SharedSettings,
+        producer_factory: Callable[[], AIOKafkaProducer],
     ) -> None:
         topic = unique_topic()
         await stage(outbox_db, topic, [("p-1", 1), ("p-2", 1)])
         with contextlib.suppress(RuntimeError):
             async with session_scope(outbox_db.sessionmaker) as session:
-                await add_event(session, source="/test", topic=topic, key="rolled-back", type="t.v1", data={"seq": 0})
+                await add_event(
+                    session,
+                    source="/test",
+                    topic=topic,
+                    key="rolled-back",
+                    type="t.v1",
+                    data={"seq": 0},
+                )
                 raise RuntimeError("the use case failed after staging its event")
         async with relaying(make_relay(settings, producer_factory)):
             await eventually(lambda: _zero(unsent(outbox_db)), what="outbox drained")
@@ -81,7 +101,10 @@ class TestRelay:
         assert {"ce_id", "ce_source", "ce_time", "ce_subject"} <= headers.keys()
 
     async def test_transactions_committing_out_of_id_order_are_not_skipped(
-        self, outbox_db: OutboxDatabase, settings: SharedSettings, producer_factory: Callable[[], AIOKafkaProducer]
+        self,
+        outbox_db: OutboxDatabase,
+        settings: SharedSettings,
+        producer_factory: Callable[[], AIOKafkaProducer],
     ) -> None:
         topic = unique_topic()
         slow = await asyncpg.connect(sync_url(outbox_db.url))
@@ -99,28 +122,39 @@ class TestRelay:
             async with relaying(make_relay(settings, producer_factory)):
                 await eventually(lambda: _zero(unsent(outbox_db)), what="fast event published")
                 await slow_tx.commit()
-                await eventually(lambda: _zero(unsent(outbox_db)), what="late-committed event published")
+                await eventually(
+                    lambda: _zero(unsent(outbox_db)), what="late-committed event published"
+                )
         finally:
             await slow.close()
         records = await read_topic(settings.kafka_bootstrap_servers, topic, expected=2)
         assert sorted(key for key, _, _ in records) == ["fast", "slow"]
 
     async def test_two_relays_keep_per_aggregate_order(
-        self, outbox_db: OutboxDatabase, settings: SharedSettings, producer_factory: Callable[[], AIOKafkaProducer]
+        self,
+        outbox_db: OutboxDatabase,
+        settings: SharedSettings,
+        producer_factory: Callable[[], AIOKafkaProducer],
     ) -> None:
         topic = unique_topic()
         aggregates, per_aggregate = 50, 40
-        rows = [
-            (f"agg-{a}", seq) for seq in range(per_aggregate) for a in range(aggregates)
-        ]
+        rows = [(f"agg-{a}", seq) for seq in range(per_aggregate) for a in range(aggregates)]
         async with session_scope(outbox_db.sessionmaker) as session:
             for aggregate, seq in rows:
-                await add_event(session, source="/test", topic=topic, key=aggregate, type="t.v1",
-                                data={"aggregate": aggregate, "seq": seq})
+                await add_event(
+                    session,
+                    source="/test",
+                    topic=topic,
+                    key=aggregate,
+                    type="t.v1",
+                    data={"aggregate": aggregate, "seq": seq},
+                )
         first = make_relay(settings, producer_factory, batch_size=37)
         second = make_relay(settings, producer_factory, batch_size=23)
         async with relaying(first), relaying(second):
-            await eventually(lambda: _zero(unsent(outbox_db)), what="both relays drained the outbox")
+            await eventually(
+                lambda: _zero(unsent(outbox_db)), what="both relays drained the outbox"
+            )
         records = await read_topic(settings.kafka_bootstrap_servers, topic, expected=len(rows))
         by_key = sequences_by_key(records)
         assert len(by_key) == aggregates
@@ -129,7 +163,10 @@ class TestRelay:
             assert sorted(set(seqs)) == list(range(per_aggregate))
 
     async def test_lost_listen_connection_falls_back_to_polling(
-        self, outbox_db: OutboxDatabase, settings: SharedSettings, producer_factory: Callable[[], AIOKafkaProducer]
+        self,
+        outbox_db: OutboxDatabase,
+        settings: SharedSettings,
+        producer_factory: Callable[[], AIOKafkaProducer],
     ) -> None:
         topic = unique_topic()
         relay = make_relay(settings, producer_factory)
@@ -139,14 +176,18 @@ class TestRelay:
                 "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity "
                 "WHERE datname = current_database() AND query ILIKE 'LISTEN%'"
             )
-            assert killed and all(row["ok"] for row in killed)
+            assert killed
+            assert all(row["ok"] for row in killed)
             await stage(outbox_db, topic, [("after-listen-loss", 1)])
             await eventually(lambda: _zero(unsent(outbox_db)), what="published by polling")
         records = await read_topic(settings.kafka_bootstrap_servers, topic, expected=1)
         assert [key for key, _, _ in records] == ["after-listen-loss"]
 
     async def test_crash_between_publish_and_mark_sent_republishes(
-        self, outbox_db: OutboxDatabase, settings: SharedSettings, producer_factory: Callable[[], AIOKafkaProducer]
+        self,
+        outbox_db: OutboxDatabase,
+        settings: SharedSettings,
+        producer_factory: Callable[[], AIOKafkaProducer],
     ) -> None:
         topic = unique_topic()
         await stage(outbox_db, topic, [("x", 1), ("x", 2)])
@@ -166,7 +207,8 @@ class TestRelay:
         records = await read_topic(settings.kafka_bootstrap_servers, topic, expected=4)
         # At-least-once: each event twice, same CloudEvent id both times (consumers dedupe on it).
         ids = [headers["ce_id"] for _, headers, _ in records]
-        assert len(ids) == 4 and len(set(ids)) == 2
+        assert len(ids) == 4
+        assert len(set(ids)) == 2
         assert sequences_by_key(records)["x"] == [1, 2, 1, 2]
 
 
@@ -190,13 +232,21 @@ class TestBrokerOutage:
                 events = [(f"agg-{a}", seq) for seq in range(10) for a in range(5)]
                 await stage(outbox_db, topic, events)
                 await eventually(
-                    lambda: _truthy_rows(outbox_db, "SELECT 1 FROM outbox_event WHERE last_error IS NOT NULL"),
+                    lambda: _truthy_rows(
+                        outbox_db, "SELECT 1 FROM outbox_event WHERE last_error IS NOT NULL"
+                    ),
                     what="the relay recording why it is stuck",
                 )
-                assert await unsent(outbox_db) == len(events), "nothing can be sent while the broker is down"
+                assert await unsent(outbox_db) == len(events), (
+                    "nothing can be sent while the broker is down"
+                )
             finally:
                 broker.start_again()
-            await eventually(lambda: _zero(unsent(outbox_db)), timeout=120, what="backlog drained after the outage")
+            await eventually(
+                lambda: _zero(unsent(outbox_db)),
+                within=120,
+                what="backlog drained after the outage",
+            )
         expected = len(events) + (1 if broker.keeps_data_across_restart else 0)
         records = await read_topic(settings.kafka_bootstrap_servers, topic, expected=expected)
         by_key = sequences_by_key(records)
@@ -206,9 +256,15 @@ class TestBrokerOutage:
 
 def _envelope(event_id: str, data: dict[str, object]) -> dict[str, object]:
     return {
-        "id": event_id, "source": "/test", "type": "t.v1", "specversion": "1.0",
-        "time": "2026-11-25T00:00:00Z", "subject": "slow", "datacontenttype": "application/json",
-        "traceparent": None, "data": data,
+        "id": event_id,
+        "source": "/test",
+        "type": "t.v1",
+        "specversion": "1.0",
+        "time": "2026-11-25T00:00:00Z",
+        "subject": "slow",
+        "datacontenttype": "application/json",
+        "traceparent": None,
+        "data": data,
     }
 
 

@@ -19,7 +19,10 @@ async def registry_settings(
     url = await database_server.migrated_database("registry", service_root(registry.__file__))
     return RegistrySettings(
         **service_settings_kwargs(
-            database_url=url, broker=broker, public_key=jwt_keys[1], group_prefix=f"t{uuid.uuid4().hex[:6]}-"
+            database_url=url,
+            broker=broker,
+            public_key=jwt_keys[1],
+            group_prefix=f"t{uuid.uuid4().hex[:6]}-",
         )
     )
 

@@ -39,7 +39,9 @@ __all__ = [
 ]
 
 ALGORITHM = "EdDSA"
-_bearer = HTTPBearer(auto_error=False, description="EdDSA-signed JWT from the Simpul identity provider")
+_bearer = HTTPBearer(
+    auto_error=False, description="EdDSA-signed JWT from the Simpul identity provider"
+)
 
 
 @dataclass(frozen=True)

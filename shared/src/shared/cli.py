@@ -29,10 +29,22 @@ __all__ = ["SERVICES", "main"]
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Simpul developer commands")
 
 # name -> HTTP port of the embedded default
-SERVICES: dict[str, int] = {"registry": 8001, "programs": 8002, "referrals": 8003, "complaints": 8004}
+SERVICES: dict[str, int] = {
+    "registry": 8001,
+    "programs": 8002,
+    "referrals": 8003,
+    "complaints": 8004,
+}
 DEV_SCOPES = [
-    "registry:read", "registry:write", "registry:read:nik", "programs:read", "programs:enrol",
-    "referrals:read", "referrals:write", "complaints:read", "complaints:write",
+    "registry:read",
+    "registry:write",
+    "registry:read:nik",
+    "programs:read",
+    "programs:enrol",
+    "referrals:read",
+    "referrals:write",
+    "complaints:read",
+    "complaints:write",
 ]
 
 
@@ -53,7 +65,12 @@ def _keys(home: Path) -> tuple[str, str]:
 
 
 def service_environment(
-    name: str, *, database_url: str, bootstrap: str, public_key: str, environment: str = "development"
+    name: str,
+    *,
+    database_url: str,
+    bootstrap: str,
+    public_key: str,
+    environment: str = "development",
 ) -> dict[str, str]:
     prefix = name.upper() + "_"
     return {
@@ -98,12 +115,14 @@ def run(
                 url = _database_url(external_db or "", database)
             env = {
                 **os.environ,
-                **service_environment(name, database_url=url, bootstrap=bootstrap, public_key=public_key),
+                **service_environment(
+                    name, database_url=url, bootstrap=bootstrap, public_key=public_key
+                ),
             }
             subprocess.run([sys.executable, "-m", name, "migrate"], env=env, check=True)
             if demo:
                 subprocess.run([sys.executable, "-m", name, "seed"], env=env, check=True)
-            log = open(home / f"{name}.log", "ab")  # noqa: SIM115
+            log = open(home / f"{name}.log", "ab")
             children.append(
                 subprocess.Popen(
                     [sys.executable, "-m", name, "serve", "--port", str(port)],
@@ -113,16 +132,21 @@ def run(
                     start_new_session=True,
                 )
             )
-        for (name, port), child in zip(SERVICES.items(), children, strict=True):
+        for port, child in zip(SERVICES.values(), children, strict=True):
             wait_for_port(port, timeout=60, process=child)
         token = mint_token(
-            private_key, subject="dev-operator", agency="KEMENSOS", scopes=DEV_SCOPES,
+            private_key,
+            subject="dev-operator",
+            agency="KEMENSOS",
+            scopes=DEV_SCOPES,
             ttl_seconds=12 * 3600,
         )
         _print_banner(postgres, bootstrap, home, token)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
-        failed = [name for name, child in zip(SERVICES, children, strict=True) if child.poll() is not None]
+        failed = [
+            name for name, child in zip(SERVICES, children, strict=True) if child.poll() is not None
+        ]
         typer.echo(f"stopped: {', '.join(failed)} exited; see {home}/<service>.log", err=True)
         raise typer.Exit(1)
     except KeyboardInterrupt:
@@ -148,10 +172,14 @@ def _database_url(server_url: str, database: str) -> str:
     return base.replace("postgresql://", "postgresql+asyncpg://", 1) + "/" + database
 
 
-def _print_banner(postgres: EmbeddedPostgres | None, bootstrap: str, home: Path, token: str) -> None:
+def _print_banner(
+    postgres: EmbeddedPostgres | None, bootstrap: str, home: Path, token: str
+) -> None:
     lines = ["", "Simpul is running.", ""]
     for name, port in SERVICES.items():
-        lines.append(f"  {name:<11} http://127.0.0.1:{port}   OpenAPI: http://127.0.0.1:{port}/docs")
+        lines.append(
+            f"  {name:<11} http://127.0.0.1:{port}   OpenAPI: http://127.0.0.1:{port}/docs"
+        )
     lines += [
         "",
         f"  PostgreSQL  {postgres.admin_url if postgres else 'external (DATABASE_URL)'}",
@@ -165,9 +193,10 @@ def _print_banner(postgres: EmbeddedPostgres | None, bootstrap: str, home: Path,
         "Try it:",
         '  curl -s -X POST http://127.0.0.1:8001/v1/persons -H "Authorization: Bearer $TOKEN" \\',
         '       -H "Content-Type: application/json" -H "Idempotency-Key: $(uuidgen)" \\',
-        "       -d '{\"nik\": \"1771014509900001\", \"full_name\": \"Siti Aminah\", "
-        "\"birth_date\": \"1990-09-05\", \"sex\": \"F\", \"village_code\": \"1771011001\"}'",
-        '  curl -s "http://127.0.0.1:8002/v1/person-facts?limit=5" -H "Authorization: Bearer $TOKEN"',
+        '       -d \'{"nik": "1771014509900001", "full_name": "Siti Aminah", '
+        '"birth_date": "1990-09-05", "sex": "F", "village_code": "1771011001"}\'',
+        '  curl -s "http://127.0.0.1:8002/v1/person-facts?limit=5" \\',
+        '       -H "Authorization: Bearer $TOKEN"',
         "",
         "Ctrl-C stops everything; the data stays in " + str(home),
     ]
@@ -176,9 +205,13 @@ def _print_banner(postgres: EmbeddedPostgres | None, bootstrap: str, home: Path,
 
 @app.command()
 def token(
-    agency: Annotated[str, typer.Option(help="Agency claim, e.g. KEMENSOS, BPJS, DINSOS-1771")] = "KEMENSOS",
+    agency: Annotated[
+        str, typer.Option(help="Agency claim, e.g. KEMENSOS, BPJS, DINSOS-1771")
+    ] = "KEMENSOS",
     scope: Annotated[list[str] | None, typer.Option(help="Scope; repeat for several")] = None,
-    region: Annotated[list[str] | None, typer.Option(help="Region code prefix; repeat; none = national")] = None,
+    region: Annotated[
+        list[str] | None, typer.Option(help="Region code prefix; repeat; none = national")
+    ] = None,
     subject: Annotated[str, typer.Option(help="Who the token is for")] = "dev-operator",
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds")] = 3600,
 ) -> None:
@@ -186,8 +219,12 @@ def token(
     private_key, _ = _keys(_home())
     typer.echo(
         mint_token(
-            private_key, subject=subject, agency=agency, scopes=scope or DEV_SCOPES,
-            regions=region or [], ttl_seconds=ttl,
+            private_key,
+            subject=subject,
+            agency=agency,
+            scopes=scope or DEV_SCOPES,
+            regions=region or [],
+            ttl_seconds=ttl,
         )
     )
 

@@ -140,7 +140,9 @@ class ConsumerRunner:
             except _Stopping:
                 return
             except KafkaError as exc:
-                log.warning("consumer.broker_error", extra={"consumer": self.name, "error": repr(exc)})
+                log.warning(
+                    "consumer.broker_error", extra={"consumer": self.name, "error": repr(exc)}
+                )
                 await self._pause(1.0)
             finally:
                 with contextlib.suppress(Exception):
@@ -161,12 +163,16 @@ class ConsumerRunner:
                 if records:
                     await self._commit(consumer, partition, records[-1].offset + 1)
 
-    async def _commit(self, consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int) -> None:
+    async def _commit(
+        self, consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int
+    ) -> None:
         try:
             await consumer.commit({partition: offset})
         except CommitFailedError:
             # The group rebalanced mid-batch; the new owner redoes it and the inbox absorbs it.
-            log.warning("consumer.commit_failed", extra={"consumer": self.name, "partition": str(partition)})
+            log.warning(
+                "consumer.commit_failed", extra={"consumer": self.name, "partition": str(partition)}
+            )
 
     async def process(self, record: ConsumerRecord[bytes, bytes]) -> str:
         """Handle one record; return its outcome (handled, duplicate, ignored, dead_lettered)."""
@@ -221,11 +227,18 @@ class ConsumerRunner:
         try:
             payload = handler.payload.model_validate(event.data)
         except ValidationError as exc:
-            raise _Poison(f"ValidationError: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
+            raise _Poison(
+                f"ValidationError: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
+            ) from exc
         async with session_scope(self._sessionmaker) as session:
             claimed = await session.scalar(
                 _CLAIM_INBOX,
-                {"consumer": self.name, "event_id": event.id, "event_type": event.type, "outcome": "handled"},
+                {
+                    "consumer": self.name,
+                    "event_id": event.id,
+                    "event_type": event.type,
+                    "outcome": "handled",
+                },
             )
             if claimed is None:
                 return "duplicate"
@@ -256,7 +269,9 @@ class ConsumerRunner:
                 break
             except KafkaError as exc:
                 # The partition must not move past an event that is neither handled nor parked.
-                log.warning("consumer.dlq_failed", extra={"consumer": self.name, "error": repr(exc)})
+                log.warning(
+                    "consumer.dlq_failed", extra={"consumer": self.name, "error": repr(exc)}
+                )
                 if self._dlq_producer is not None:
                     with contextlib.suppress(Exception):
                         await self._dlq_producer.stop()
@@ -268,12 +283,22 @@ class ConsumerRunner:
             async with session_scope(self._sessionmaker) as session:
                 await session.execute(
                     _CLAIM_INBOX,
-                    {"consumer": self.name, "event_id": event_id, "event_type": event_type, "outcome": "dead_lettered"},
+                    {
+                        "consumer": self.name,
+                        "event_id": event_id,
+                        "event_type": event_type,
+                        "outcome": "dead_lettered",
+                    },
                 )
         CONSUMED.labels(self.name, event_type, "dead_lettered").inc()
         log.error(
             "consumer.event.dead_lettered",
-            extra={"consumer": self.name, "event_id": event_id, "topic": record.topic, "error": error},
+            extra={
+                "consumer": self.name,
+                "event_id": event_id,
+                "topic": record.topic,
+                "error": error,
+            },
         )
 
     async def _ensure_dlq_producer(self) -> AIOKafkaProducer:

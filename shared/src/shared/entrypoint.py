@@ -7,9 +7,9 @@ in production ``api`` and ``worker`` run as separate deployments so each scales 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -30,7 +30,7 @@ def service_cli(
     settings_factory: Callable[[], SharedSettings],
     create_app: AppFactory,
     service_root: Path,
-    seed: Callable[[SharedSettings], Awaitable[None]] | None = None,
+    seed: Callable[[SharedSettings], Coroutine[Any, Any, None]] | None = None,
 ) -> typer.Typer:
     cli = typer.Typer(no_args_is_help=True, add_completion=False, help=f"Simpul {name} service")
 

@@ -94,10 +94,14 @@ def to_kafka(event: CloudEvent, *, topic: str, key: str) -> KafkaRecord:
         headers.append(("ce_subject", event.subject.encode()))
     if event.traceparent is not None:
         headers.append(("traceparent", event.traceparent.encode()))
-    return KafkaRecord(topic=topic, key=key.encode(), value=orjson.dumps(event.data), headers=headers)
+    return KafkaRecord(
+        topic=topic, key=key.encode(), value=orjson.dumps(event.data), headers=headers
+    )
 
 
-def from_kafka(value: bytes | None, headers: KafkaHeaders | tuple[tuple[str, bytes], ...]) -> CloudEvent:
+def from_kafka(
+    value: bytes | None, headers: KafkaHeaders | tuple[tuple[str, bytes], ...]
+) -> CloudEvent:
     """Parse a binary-mode record; raise :class:`EnvelopeError` naming what is wrong."""
     found: dict[str, str] = {}
     for name, raw in headers:
@@ -121,10 +125,10 @@ def from_kafka(value: bytes | None, headers: KafkaHeaders | tuple[tuple[str, byt
             id=found["ce_id"],
             source=found["ce_source"],
             type=found["ce_type"],
-            specversion=found["ce_specversion"],  # type: ignore[arg-type]
-            time=found.get("ce_time") or datetime.now(UTC),  # type: ignore[arg-type]
+            specversion=found["ce_specversion"],
+            time=found.get("ce_time") or datetime.now(UTC),
             subject=found.get("ce_subject"),
-            datacontenttype=found.get("content-type", "application/json"),  # type: ignore[arg-type]
+            datacontenttype=found.get("content-type", "application/json"),
             traceparent=found.get("traceparent"),
             data=data,
         )

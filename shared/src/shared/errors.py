@@ -64,7 +64,9 @@ class Problem(BaseModel):
     type: str = Field(examples=[TYPE_BASE + "validation-error"])
     title: str = Field(examples=["Request is not valid"])
     status: int = Field(examples=[422])
-    detail: str | None = Field(default=None, examples=["body.nik: String should have at least 16 characters"])
+    detail: str | None = Field(
+        default=None, examples=["body.nik: String should have at least 16 characters"]
+    )
     instance: str | None = None
     errors: list[FieldError] | None = None
 
@@ -153,7 +155,8 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
 def problem_responses(*errors: type[ProblemError]) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for a route: each status with the problem schema and its meanings."""
     documented: dict[int | str, dict[str, Any]] = {}
-    for error in (UnprocessableContent, *errors):
+    every: tuple[type[ProblemError], ...] = (UnprocessableContent, *errors)
+    for error in every:
         entry = documented.setdefault(
             error.status,
             {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": ""},
@@ -197,7 +200,9 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    slug = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(exc.status_code, "http-error")
+    slug = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(
+        exc.status_code, "http-error"
+    )
     body = {
         "type": TYPE_BASE + slug,
         "title": str(exc.detail),
@@ -209,7 +214,9 @@ async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("http.unhandled_error", extra={"path": request.url.path})
-    return problem_response(ProblemError("An unexpected error occurred").to_problem(request.url.path))
+    return problem_response(
+        ProblemError("An unexpected error occurred").to_problem(request.url.path)
+    )
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -26,7 +26,17 @@ import orjson
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import Column, DateTime, Integer, MetaData, PrimaryKeyConstraint, Table, Text, func, text
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -85,7 +95,9 @@ class Idempotency:
         if self.key is None:
             return None
         fingerprint = hashlib.sha256(
-            self.method_path.encode() + b"\n" + orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+            self.method_path.encode()
+            + b"\n"
+            + orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
         ).hexdigest()
         locked = await session.scalar(
             text("SELECT pg_try_advisory_xact_lock(hashtextextended(:lock, 0))"),
@@ -106,9 +118,7 @@ class Idempotency:
         ).one_or_none()
         if row is not None:
             if row.request_sha256 != fingerprint or row.method_path != self.method_path:
-                raise IdempotencyKeyConflict(
-                    "send a new Idempotency-Key for a different request"
-                )
+                raise IdempotencyKeyConflict("send a new Idempotency-Key for a different request")
             return JSONResponse(
                 row.response_body,
                 status_code=row.response_status,

@@ -14,8 +14,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.operations.ops import MigrationScript
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -36,8 +36,11 @@ def upgrade(service_root: Path, database_url: str, revision: str = "head") -> No
     command.upgrade(alembic_config(service_root, database_url), revision)
 
 
-def _drop_empty_revisions(context: MigrationContext, revision: Any, directives: list[MigrationScript]) -> None:
-    if getattr(context.config, "cmd_opts", None) and getattr(context.config.cmd_opts, "autogenerate", False):
+def _drop_empty_revisions(
+    context: MigrationContext, revision: Any, directives: list[MigrationScript]
+) -> None:
+    options = getattr(context.config, "cmd_opts", None)
+    if getattr(options, "autogenerate", False):
         script = directives[0]
         if script.upgrade_ops is not None and script.upgrade_ops.is_empty():
             directives[:] = []

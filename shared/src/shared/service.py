@@ -21,7 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shared.auth import TokenVerifier
 from shared.consumer import ConsumerRunner, Handler
 from shared.db import create_engine, create_sessionmaker, ping
-from shared.errors import BodySizeLimitMiddleware, Problem, ServiceUnavailable, install_problem_handlers
+from shared.errors import (
+    BodySizeLimitMiddleware,
+    Problem,
+    ServiceUnavailable,
+    install_problem_handlers,
+)
 from shared.kafka import broker_reachable, create_producer
 from shared.observability import TraceContextMiddleware, metrics_response
 from shared.outbox import OutboxRelay
@@ -107,7 +112,9 @@ class ServiceRuntime:
     @staticmethod
     def _log_crash(task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
-            log.error("service.task_crashed", extra={"task": task.get_name()}, exc_info=task.exception())
+            log.error(
+                "service.task_crashed", extra={"task": task.get_name()}, exc_info=task.exception()
+            )
 
     async def _shutdown(self) -> None:
         if self.relay is not None:
@@ -142,7 +149,7 @@ def get_runtime(request: Request) -> ServiceRuntime:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work: committed after the endpoint returns, rolled back if it raises."""
+    """The request's unit of work: commits after the endpoint returns, rolls back if it raises."""
     runtime = get_runtime(request)
     async with runtime.sessionmaker() as session, session.begin():
         yield session

@@ -28,17 +28,27 @@ Enroller = Annotated[Caller, Depends(require_scope("programs:enrol"))]
     response_model=EnrolmentRead,
     tags=["enrolments"],
     responses=problem_responses(
-        Unauthorized, Forbidden, PersonNotKnown, AlreadyEnrolled, IdempotencyKeyConflict, IdempotencyKeyInFlight
+        Unauthorized,
+        Forbidden,
+        PersonNotKnown,
+        AlreadyEnrolled,
+        IdempotencyKeyConflict,
+        IdempotencyKeyInFlight,
     ),
 )
 async def create_enrolment(
-    enrolment_in: EnrolmentCreate, session: SessionDep, caller: Enroller, idempotency: IdempotencyDep
+    enrolment_in: EnrolmentCreate,
+    session: SessionDep,
+    caller: Enroller,
+    idempotency: IdempotencyDep,
 ) -> JSONResponse:
     """Enrol a registry person in a programme; emits `programs.enrolment.created.v1`."""
     if (replay := await idempotency.begin(session, caller, enrolment_in)) is not None:
         return replay
     enrolment = await service.create_enrolment(session, enrolment_in=enrolment_in, caller=caller)
-    return await idempotency.finish(session, EnrolmentRead.model_validate(enrolment), status_code=201)
+    return await idempotency.finish(
+        session, EnrolmentRead.model_validate(enrolment), status_code=201
+    )
 
 
 @router.get(
@@ -47,7 +57,9 @@ async def create_enrolment(
     tags=["enrolments"],
     responses=problem_responses(Unauthorized, Forbidden, EnrolmentNotFound),
 )
-async def read_enrolment(enrolment_id: uuid.UUID, session: SessionDep, caller: Reader) -> EnrolmentRead:
+async def read_enrolment(
+    enrolment_id: uuid.UUID, session: SessionDep, caller: Reader
+) -> EnrolmentRead:
     """Read one enrolment."""
     enrolment = await service.get_enrolment(session, enrolment_id=enrolment_id, caller=caller)
     return EnrolmentRead.model_validate(enrolment)
@@ -62,8 +74,12 @@ async def read_enrolment(enrolment_id: uuid.UUID, session: SessionDep, caller: R
 async def list_person_facts(
     session: SessionDep,
     caller: Reader,
-    purpose: Annotated[str, Query(min_length=3, max_length=200, description="Why you read these facts (audited)")] = "programme monitoring",
-    region: Annotated[str | None, Query(pattern=r"^[0-9]{2,10}$", description="Region code prefix")] = None,
+    purpose: Annotated[
+        str, Query(min_length=3, max_length=200, description="Why you read these facts (audited)")
+    ] = "programme monitoring",
+    region: Annotated[
+        str | None, Query(pattern=r"^[0-9]{2,10}$", description="Region code prefix")
+    ] = None,
     after: Annotated[uuid.UUID | None, Query(description="Cursor from the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> PersonFactPage:

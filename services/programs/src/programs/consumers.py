@@ -35,7 +35,9 @@ class ReferralCreated(BaseModel):
     region_code: str = Field(pattern=r"^[0-9]{2,10}$")
 
 
-async def on_registry_person(session: AsyncSession, person: RegistryPerson, event: CloudEvent) -> None:
+async def on_registry_person(
+    session: AsyncSession, person: RegistryPerson, event: CloudEvent
+) -> None:
     await service.apply_person_fact(
         session,
         person_id=person.person_id,
@@ -47,7 +49,9 @@ async def on_registry_person(session: AsyncSession, person: RegistryPerson, even
     )
 
 
-async def on_referral_created(session: AsyncSession, referral: ReferralCreated, event: CloudEvent) -> None:
+async def on_referral_created(
+    session: AsyncSession, referral: ReferralCreated, event: CloudEvent
+) -> None:
     await service.record_referral(
         session,
         referral_id=referral.referral_id,

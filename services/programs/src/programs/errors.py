@@ -1,11 +1,11 @@
 """Programs errors.
 
-    NotFound
-    └── EnrolmentNotFound          404  no such enrolment, or outside the caller's region
-    UnprocessableContent
-    └── PersonNotKnown             422  the registry has not (yet) told programs about the person
-    Conflict
-    └── AlreadyEnrolled            409  the person already has an active enrolment in the programme
+NotFound
+└── EnrolmentNotFound          404  no such enrolment, or outside the caller's region
+UnprocessableContent
+└── PersonNotKnown             422  the registry has not (yet) told programs about the person
+Conflict
+└── AlreadyEnrolled            409  the person already has an active enrolment in the programme
 """
 
 from __future__ import annotations

@@ -57,7 +57,8 @@ class Enrolment(TimestampMixin, Base):
     __tablename__ = "enrolment"
     __table_args__ = (
         CheckConstraint(
-            "programme IN ('PKH', 'BPNT', 'BLT', 'PBI_JK', 'SEKOLAH_RAKYAT')", name="programme_values"
+            "programme IN ('PKH', 'BPNT', 'BLT', 'PBI_JK', 'SEKOLAH_RAKYAT')",
+            name="programme_values",
         ),
         CheckConstraint("status IN ('active', 'graduated', 'exited')", name="status_values"),
         Index(

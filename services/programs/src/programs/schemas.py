@@ -47,4 +47,6 @@ class PersonFactRead(BaseModel):
 
 class PersonFactPage(BaseModel):
     items: list[PersonFactRead]
-    next_cursor: str | None = Field(description="Pass as `after` to get the next page; null at the end")
+    next_cursor: str | None = Field(
+        description="Pass as `after` to get the next page; null at the end"
+    )

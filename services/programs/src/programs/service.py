@@ -27,7 +27,9 @@ __all__ = [
 ]
 
 
-async def create_enrolment(session: AsyncSession, *, enrolment_in: EnrolmentCreate, caller: Caller) -> Enrolment:
+async def create_enrolment(
+    session: AsyncSession, *, enrolment_in: EnrolmentCreate, caller: Caller
+) -> Enrolment:
     fact = await session.get(PersonFact, enrolment_in.person_id)
     if fact is None or not caller.may_see(fact.village_code):
         raise PersonNotKnown(
@@ -65,7 +67,9 @@ async def create_enrolment(session: AsyncSession, *, enrolment_in: EnrolmentCrea
     return enrolment
 
 
-async def get_enrolment(session: AsyncSession, *, enrolment_id: uuid.UUID, caller: Caller) -> Enrolment:
+async def get_enrolment(
+    session: AsyncSession, *, enrolment_id: uuid.UUID, caller: Caller
+) -> Enrolment:
     enrolment = await session.get(Enrolment, enrolment_id)
     if enrolment is None or not caller.may_see(enrolment.region_code):
         raise EnrolmentNotFound()
@@ -88,7 +92,11 @@ async def list_person_facts(
         .correlate(PersonFact)
         .scalar_subquery()
     )
-    query = select(PersonFact, referrals.label("referral_count")).order_by(PersonFact.person_id).limit(limit + 1)
+    query = (
+        select(PersonFact, referrals.label("referral_count"))
+        .order_by(PersonFact.person_id)
+        .limit(limit + 1)
+    )
     if not caller.is_national:
         query = query.where(or_(*(PersonFact.village_code.startswith(r) for r in caller.regions)))
     if region_prefix:
@@ -101,7 +109,11 @@ async def list_person_facts(
         for fact, count in rows[:limit]
     ]
     await record_read(
-        session, audit_log, caller=caller, purpose=purpose, resource_type="person_fact",
+        session,
+        audit_log,
+        caller=caller,
+        purpose=purpose,
+        resource_type="person_fact",
         resource_ids=[str(f.person_id) for f in visible],
     )
     next_cursor = rows[limit - 1][0].person_id if len(rows) > limit else None

@@ -9,7 +9,14 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
 from registry import service
-from registry.errors import InvalidNik, NikAlreadyRegistered, OutsideRegion, PersonNotFound, RegionNotFound, UnknownRegion
+from registry.errors import (
+    InvalidNik,
+    NikAlreadyRegistered,
+    OutsideRegion,
+    PersonNotFound,
+    RegionNotFound,
+    UnknownRegion,
+)
 from registry.schemas import PersonCreate, PersonRead, RegionRead
 from shared.auth import Caller, require_scope
 from shared.errors import Forbidden, Unauthorized, problem_responses
@@ -37,8 +44,14 @@ Purpose = Annotated[
     response_model=PersonRead,
     tags=["persons"],
     responses=problem_responses(
-        Unauthorized, Forbidden, OutsideRegion, InvalidNik, UnknownRegion, NikAlreadyRegistered,
-        IdempotencyKeyConflict, IdempotencyKeyInFlight,
+        Unauthorized,
+        Forbidden,
+        OutsideRegion,
+        InvalidNik,
+        UnknownRegion,
+        NikAlreadyRegistered,
+        IdempotencyKeyConflict,
+        IdempotencyKeyInFlight,
     ),
 )
 async def create_person(
@@ -57,7 +70,9 @@ async def create_person(
     tags=["persons"],
     responses=problem_responses(Unauthorized, Forbidden, PersonNotFound),
 )
-async def read_person(person_id: uuid.UUID, purpose: Purpose, session: SessionDep, caller: Reader) -> PersonRead:
+async def read_person(
+    person_id: uuid.UUID, purpose: Purpose, session: SessionDep, caller: Reader
+) -> PersonRead:
     """Read one person (audited with your purpose)."""
     person = await service.get_person(session, person_id=person_id, caller=caller, purpose=purpose)
     return PersonRead.model_validate(person)

@@ -23,7 +23,9 @@ class ComplaintFiled(BaseModel):
     summary: str = Field(max_length=2000)
 
 
-async def on_complaint_filed(session: AsyncSession, complaint: ComplaintFiled, event: CloudEvent) -> None:
+async def on_complaint_filed(
+    session: AsyncSession, complaint: ComplaintFiled, event: CloudEvent
+) -> None:
     if complaint.category != "data_correction":
         return
     await service.open_correction_request(

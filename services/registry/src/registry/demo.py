@@ -36,7 +36,11 @@ async def seed(settings: RegistrySettings) -> None:  # type: ignore[override]
                 await service.create_person(
                     session,
                     person_in=PersonCreate(
-                        nik=nik, full_name=name, birth_date=born, sex=sex, village_code=village  # type: ignore[arg-type]
+                        nik=nik,
+                        full_name=name,
+                        birth_date=born,
+                        sex=sex,
+                        village_code=village,  # type: ignore[arg-type]
                     ),
                     caller=SEED_CALLER,
                 )

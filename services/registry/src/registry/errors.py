@@ -1,21 +1,28 @@
 """Registry errors, each a problem+json with its own status and type.
 
-    NotFound
-    └── PersonNotFound            404  no such person, or outside the caller's region
-    UnprocessableContent
-    ├── InvalidNik                422  NIK fails the Dukcapil structure rules
-    └── UnknownRegion             422  village code not in the Kemendagri list
-    Conflict
-    └── NikAlreadyRegistered      409
-    Forbidden
-    └── OutsideRegion             403  writing a record outside the caller's region
+NotFound
+└── PersonNotFound            404  no such person, or outside the caller's region
+UnprocessableContent
+├── InvalidNik                422  NIK fails the Dukcapil structure rules
+└── UnknownRegion             422  village code not in the Kemendagri list
+Conflict
+└── NikAlreadyRegistered      409
+Forbidden
+└── OutsideRegion             403  writing a record outside the caller's region
 """
 
 from __future__ import annotations
 
 from shared.errors import Conflict, Forbidden, NotFound, UnprocessableContent
 
-__all__ = ["InvalidNik", "NikAlreadyRegistered", "OutsideRegion", "PersonNotFound", "RegionNotFound", "UnknownRegion"]
+__all__ = [
+    "InvalidNik",
+    "NikAlreadyRegistered",
+    "OutsideRegion",
+    "PersonNotFound",
+    "RegionNotFound",
+    "UnknownRegion",
+]
 
 
 class PersonNotFound(NotFound):

@@ -1,4 +1,4 @@
-"""Registry use cases. They take the caller's session, write rows and outbox events, never commit."""
+"""Registry use cases: they take the session, write rows and outbox events, never commit."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ from shared.outbox import add_event
 __all__ = ["create_person", "get_person", "get_region", "open_correction_request"]
 
 
-async def create_person(session: AsyncSession, *, person_in: PersonCreate, caller: Caller) -> Person:
+async def create_person(
+    session: AsyncSession, *, person_in: PersonCreate, caller: Caller
+) -> Person:
     if not caller.may_see(person_in.village_code):
         raise OutsideRegion(f"village {person_in.village_code} is outside your regions")
     problems = nik_problems(person_in.nik, birth_date=person_in.birth_date, sex=person_in.sex)
@@ -35,7 +37,9 @@ async def create_person(session: AsyncSession, *, person_in: PersonCreate, calle
         raise InvalidNik("; ".join(problems), field="nik")
     village = await session.get(Region, person_in.village_code)
     if village is None or village.level != 4:
-        raise UnknownRegion(f"village code {person_in.village_code} does not exist", field="village_code")
+        raise UnknownRegion(
+            f"village code {person_in.village_code} does not exist", field="village_code"
+        )
     if await session.get(Region, person_in.nik[:6]) is None:
         raise InvalidNik(f"NIK district code {person_in.nik[:6]} does not exist", field="nik")
     if await session.scalar(select(Person.id).where(Person.nik == person_in.nik)) is not None:
@@ -64,13 +68,19 @@ async def create_person(session: AsyncSession, *, person_in: PersonCreate, calle
     return person
 
 
-async def get_person(session: AsyncSession, *, person_id: uuid.UUID, caller: Caller, purpose: str) -> Person:
+async def get_person(
+    session: AsyncSession, *, person_id: uuid.UUID, caller: Caller, purpose: str
+) -> Person:
     person = await session.get(Person, person_id)
     # Outside the caller's region reads exactly like "does not exist" (no existence oracle).
     if person is None or not caller.may_see(person.village_code):
         raise PersonNotFound()
     await record_read(
-        session, audit_log, caller=caller, purpose=purpose, resource_type="person",
+        session,
+        audit_log,
+        caller=caller,
+        purpose=purpose,
+        resource_type="person",
         resource_ids=[str(person.id)],
     )
     return person
@@ -84,7 +94,12 @@ async def get_region(session: AsyncSession, *, code: str) -> Region:
 
 
 async def open_correction_request(
-    session: AsyncSession, *, complaint_id: uuid.UUID, person_id: uuid.UUID | None, region_code: str, summary: str
+    session: AsyncSession,
+    *,
+    complaint_id: uuid.UUID,
+    person_id: uuid.UUID | None,
+    region_code: str,
+    summary: str,
 ) -> None:
     known = person_id is not None and await session.get(Person, person_id) is not None
     session.add(

@@ -108,14 +108,19 @@ class BrokerHandle:
                 "SIMPUL_KAFKA_DATA": str(tmp_dir / "apache-kafka"),
             }
             handle = cls(
-                bootstrap_servers=f"127.0.0.1:{port}", profile="kafka", kind="apache-kafka",
-                script=script, script_env=env,
+                bootstrap_servers=f"127.0.0.1:{port}",
+                profile="kafka",
+                kind="apache-kafka",
+                script=script,
+                script_env=env,
             )
             handle._script("start")
             return handle
         tansu = EmbeddedTansu(free_port(), log_path=tmp_dir / "tansu.log")
         tansu.start()
-        return cls(bootstrap_servers=tansu.bootstrap_servers, profile="tansu", kind="tansu", tansu=tansu)
+        return cls(
+            bootstrap_servers=tansu.bootstrap_servers, profile="tansu", kind="tansu", tansu=tansu
+        )
 
     @property
     def can_restart(self) -> bool:
@@ -139,7 +144,12 @@ class BrokerHandle:
 
     def _script(self, command: str) -> None:
         assert self.script is not None
-        subprocess.run(["bash", str(self.script), command], env=self.script_env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["bash", str(self.script), command],
+            env=self.script_env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
 
 
 @dataclass
@@ -162,18 +172,22 @@ async def running_service(app: FastAPI) -> AsyncIterator[RunningService]:
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 60.0, interval: float = 0.1, what: str = "condition"
+    probe: Callable[[], Awaitable[T | None]],
+    *,
+    within: float = 60.0,
+    interval: float = 0.1,
+    what: str = "condition",
 ) -> T:
     """Poll ``probe`` until it returns something truthy: events arrive asynchronously.
 
-    The timeout is a bound on waiting, not a performance claim: it is set far above the
+    ``within`` is a bound on waiting, not a performance claim: it is set far above the
     expected delay so that a slow machine is not a failure, and a lost event still is.
     """
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         result = await probe()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout} s")
+            raise AssertionError(f"{what} did not happen within {within} s")
         await asyncio.sleep(interval)

@@ -12,15 +12,26 @@ from shared.auth import generate_keypair, mint_token
 from shared.testing.harness import BrokerHandle, DatabaseServer
 
 ALL_SCOPES = (
-    "registry:read", "registry:write", "registry:read:nik", "programs:read", "programs:enrol",
-    "referrals:read", "referrals:write", "complaints:read", "complaints:write",
+    "registry:read",
+    "registry:write",
+    "registry:read:nik",
+    "programs:read",
+    "programs:enrol",
+    "referrals:read",
+    "referrals:write",
+    "complaints:read",
+    "complaints:write",
 )
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     import os
 
-    broker = "external " + os.environ["KAFKA_BOOTSTRAP_SERVERS"] if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else os.environ.get("SIMPUL_TEST_BROKER", "tansu")
+    broker = (
+        "external " + os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+        if os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        else os.environ.get("SIMPUL_TEST_BROKER", "tansu")
+    )
     database = "external DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded PostgreSQL"
     return [f"simpul: broker={broker}, database={database}"]
 
@@ -50,9 +61,16 @@ def mint(jwt_keys: tuple[str, str]) -> Callable[..., str]:
     """``mint(agency=..., scopes=[...], regions=[...])`` -> a signed bearer token."""
 
     def _mint(
-        *, agency: str = "KEMENSOS", scopes: Any = ALL_SCOPES, regions: Any = (), subject: str = "tester", **kwargs: Any
+        *,
+        agency: str = "KEMENSOS",
+        scopes: Any = ALL_SCOPES,
+        regions: Any = (),
+        subject: str = "tester",
+        **kwargs: Any,
     ) -> str:
-        return mint_token(jwt_keys[0], subject=subject, agency=agency, scopes=scopes, regions=regions, **kwargs)
+        return mint_token(
+            jwt_keys[0], subject=subject, agency=agency, scopes=scopes, regions=regions, **kwargs
+        )
 
     return _mint
 
