@@ -1,0 +1,175 @@
+"""Journeys across services, through HTTP and the real broker."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import asyncpg
+import httpx
+
+from shared.db import sync_url
+from shared.observability import new_traceparent
+from shared.testing import eventually
+
+from .conftest import Simpul
+
+VILLAGE = "1771011001"  # Pagar Dewa, Selebar, Kota Bengkulu
+
+
+def person_body() -> dict[str, Any]:
+    born = date(random.randint(1950, 2012), random.randint(1, 12), random.randint(1, 28))
+    sex = random.choice("MF")
+    day = born.day + (40 if sex == "F" else 0)
+    return {
+        "nik": f"177101{day:02d}{born:%m%y}{random.randint(1, 9999):04d}",
+        "full_name": "Warga E2E",
+        "birth_date": born.isoformat(),
+        "sex": sex,
+        "village_code": VILLAGE,
+    }
+
+
+async def rows(settings: Any, sql: str, *args: object) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(sync_url(settings.database_url))
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def register(simpul: Simpul, headers: dict[str, str]) -> dict[str, Any]:
+    response = await simpul.registry.client.post("/v1/persons", json=person_body(), headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def fact_of(simpul: Simpul, person_id: str, headers: dict[str, str]) -> dict[str, Any] | None:
+    response = await simpul.programs.client.get(
+        "/v1/person-facts", params={"region": VILLAGE, "limit": 500}, headers=headers
+    )
+    assert response.status_code == 200
+    return next((f for f in response.json()["items"] if f["person_id"] == person_id), None)
+
+
+class TestRegistryToPrograms:
+    async def test_programs_learns_of_a_registered_person_and_can_enrol_them(
+        self, simpul: Simpul, auth_header: Callable[..., dict[str, str]]
+    ) -> None:
+        headers = auth_header()
+        person = await register(simpul, headers)
+        fact = await eventually(
+            lambda: fact_of(simpul, person["id"], headers), what="programs' read model updated"
+        )
+        assert (fact["village_code"], fact["birth_date"], fact["sex"]) == (
+            VILLAGE,
+            person["birth_date"],
+            person["sex"],
+        )
+        enrolment = await simpul.programs.client.post(
+            "/v1/enrolments", json={"person_id": person["id"], "programme": "PKH"}, headers=headers
+        )
+        assert enrolment.status_code == 201, enrolment.text
+        again = await simpul.programs.client.post(
+            "/v1/enrolments", json={"person_id": person["id"], "programme": "PKH"}, headers=headers
+        )
+        assert again.status_code == 409
+
+    async def test_the_trace_id_follows_the_request_into_the_consumer(
+        self, simpul: Simpul, auth_header: Callable[..., dict[str, str]]
+    ) -> None:
+        traceparent = new_traceparent()
+        trace_id = traceparent.split("-")[1]
+        response = await simpul.registry.client.post(
+            "/v1/persons", json=person_body(), headers={**auth_header(), "traceparent": traceparent}
+        )
+        assert response.headers["traceparent"].split("-")[1] == trace_id
+        staged = await rows(
+            simpul.settings["registry"],
+            "SELECT envelope->>'traceparent' AS tp FROM outbox_event WHERE key = $1",
+            response.json()["id"],
+        )
+        assert staged[0]["tp"].split("-")[1] == trace_id
+
+    async def test_an_unknown_person_cannot_be_enrolled(
+        self, simpul: Simpul, auth_header: Callable[..., dict[str, str]]
+    ) -> None:
+        response = await simpul.programs.client.post(
+            "/v1/enrolments",
+            json={"person_id": "00000000-0000-4000-8000-000000000000", "programme": "BLT"},
+            headers=auth_header(),
+        )
+        assert response.status_code == 422
+        assert response.json()["type"].endswith("/person-not-known")
+
+
+class TestReferralsToPrograms:
+    async def test_a_referral_reaches_the_programs_read_model(
+        self, simpul: Simpul, auth_header: Callable[..., dict[str, str]]
+    ) -> None:
+        headers = auth_header()
+        person = await register(simpul, headers)
+        await eventually(lambda: fact_of(simpul, person["id"], headers), what="person fact")
+        referral = await simpul.referrals.client.post(
+            "/v1/referrals",
+            json={
+                "person_id": person["id"],
+                "region_code": VILLAGE,
+                "service_type": "health_check",
+                "to_agency": "DINKES-1771",
+                "reason": "Health check before Sekolah Rakyat entry",
+            },
+            headers=headers,
+        )
+        assert referral.status_code == 201, referral.text
+
+        async def referral_counted() -> bool:
+            fact = await fact_of(simpul, person["id"], headers)
+            return fact is not None and fact["referral_count"] == 1
+
+        await eventually(referral_counted, what="referral counted by programs")
+
+
+class TestComplaintsToRegistry:
+    async def test_a_data_correction_complaint_opens_a_correction_request(
+        self, simpul: Simpul, auth_header: Callable[..., dict[str, str]]
+    ) -> None:
+        headers = auth_header()
+        person = await register(simpul, headers)
+        complaint = await simpul.complaints.client.post(
+            "/v1/complaints",
+            json={
+                "channel": "walk_in",
+                "category": "data_correction",
+                "region_code": VILLAGE,
+                "person_id": person["id"],
+                "summary": "Birth date on the family card is wrong",
+            },
+            headers=headers,
+        )
+        assert complaint.status_code == 201, complaint.text
+        complaint_id = complaint.json()["id"]
+
+        async def opened() -> list[asyncpg.Record]:
+            return await rows(
+                simpul.settings["registry"],
+                "SELECT person_id::text AS person_id, status FROM correction_request "
+                "WHERE complaint_id = $1::uuid",
+                complaint_id,
+            )
+
+        found = await eventually(opened, what="correction request in the registry")
+        assert [tuple(r) for r in found] == [(person["id"], "open")]
+
+
+class TestOperations:
+    async def test_every_service_is_ready_and_exports_metrics(self, simpul: Simpul) -> None:
+        for service in (simpul.registry, simpul.programs, simpul.referrals, simpul.complaints):
+            client: httpx.AsyncClient = service.client
+            ready = await client.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+            metrics = await client.get("/metrics")
+            assert "simpul_http_requests_total" in metrics.text
