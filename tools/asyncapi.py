@@ -62,7 +62,7 @@ ALWAYS_SENT = ("ce_id", "ce_source", "ce_type", "ce_specversion", "ce_time", "co
 HEADER_DESCRIPTIONS = {
     "ce_id": "CloudEvents `id`: unique per event; consumers de-duplicate on it (inbox).",
     "ce_source": "CloudEvents `source`: the producing service, e.g. `/simpul/registry`.",
-    "ce_type": "CloudEvents `type`: the versioned event type, e.g. `registry.person.registered.v1`.",
+    "ce_type": "CloudEvents `type`: the versioned event type, e.g. `registry.person.registered.v1`",
     "ce_specversion": "CloudEvents `specversion`.",
     "ce_time": "CloudEvents `time`: when the change happened (RFC 3339).",
     "ce_subject": "CloudEvents `subject`: the aggregate's id, also the record key.",
@@ -71,7 +71,7 @@ HEADER_DESCRIPTIONS = {
 }
 DLQ_HEADERS = {
     "dlq_consumer": "Consumer group that gave up on the event.",
-    "dlq_error": "Why: the exception (or validation error) of the last attempt, at most 4000 characters.",
+    "dlq_error": "Why: the last attempt's exception or validation error (at most 4000 chars).",
     "dlq_original_topic": "Topic the event was read from.",
     "dlq_original_partition": "Partition it was read from (decimal).",
     "dlq_original_offset": "Offset it was read at (decimal).",
@@ -139,7 +139,9 @@ def load_catalogue(services: tuple[str, ...] = SERVICES) -> Catalogue:
         events = _optional_module(f"{service}.events")
         consumers = _optional_module(f"{service}.consumers")
         if events is None or consumers is None:
-            catalogue.absent[service] = f"{service}.events" if events is None else f"{service}.consumers"
+            catalogue.absent[service] = (
+                f"{service}.events" if events is None else f"{service}.consumers"
+            )
             continue
         source = getattr(events, "SOURCE", None)
         for event_type, (topic, model) in sorted(events.PUBLISHED.items()):
@@ -193,7 +195,10 @@ class _SchemaStore:
             if isinstance(node, dict):
                 ref = node.get("$ref")
                 if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                    node = {**node, "$ref": f"#/components/schemas/{prefix}{ref.removeprefix('#/$defs/')}"}
+                    node = {
+                        **node,
+                        "$ref": f"#/components/schemas/{prefix}{ref.removeprefix('#/$defs/')}",
+                    }
                 return {key: relink(value) for key, value in node.items()}
             if isinstance(node, list):
                 return [relink(item) for item in node]
@@ -255,7 +260,9 @@ def _dead_letter_message() -> dict[str, Any]:
         ),
         "headers": {
             "type": "object",
-            "description": "The original `ce_*` headers (absent when the envelope was the problem), plus:",
+            "description": (
+                "The original `ce_*` headers (absent when the envelope was the problem), plus:"
+            ),
             "properties": {
                 name: {"type": "string", "description": text} for name, text in DLQ_HEADERS.items()
             },
@@ -302,7 +309,7 @@ def build_document(catalogue: Catalogue) -> dict[str, Any]:
                     "kafka": {
                         "key": {
                             "type": "string",
-                            "description": "The aggregate's id: one aggregate's events stay in order.",
+                            "description": "The aggregate's id: its events stay in order.",
                         },
                         "bindingVersion": KAFKA_BINDING_VERSION,
                     }
@@ -323,10 +330,12 @@ def build_document(catalogue: Catalogue) -> dict[str, Any]:
                 "action": "send",
                 "channel": _channel_ref(channel_id),
                 "title": f"{service} publishes {topic}",
-                "summary": "Written to the outbox in the state change's transaction; the relay publishes.",
+                "summary": "Written to the outbox with the state change; the relay publishes.",
                 "tags": [{"name": service}],
                 "messages": [
-                    _channel_message_ref(channel_id, ident(p.type)) for p in on_topic if p.service == service
+                    _channel_message_ref(channel_id, ident(p.type))
+                    for p in on_topic
+                    if p.service == service
                 ],
             }
 
@@ -364,7 +373,9 @@ def build_document(catalogue: Catalogue) -> dict[str, Any]:
                 ),
                 "tags": [{"name": sub.service}],
                 "bindings": group_binding,
-                "messages": [_channel_message_ref(channel_id, ident(p.type)) for p in handled[sub.group]],
+                "messages": [
+                    _channel_message_ref(channel_id, ident(p.type)) for p in handled[sub.group]
+                ],
             }
             operations[f"{sub.group}_dead_letter_{channel_id}"] = {
                 "action": "send",
@@ -418,7 +429,7 @@ def build_document(catalogue: Catalogue) -> dict[str, Any]:
             "messages": messages,
             "correlationIds": {
                 "traceparent": {
-                    "description": "W3C trace context: follows a request into its events and their consumers.",
+                    "description": "W3C trace context: a request's id, into events and consumers.",
                     "location": "$message.header#/traceparent",
                 }
             },
@@ -451,8 +462,12 @@ def render(catalogue: Catalogue | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help=f"compare with {DOCUMENT.name}; exit 1 if stale")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--check", action="store_true", help=f"compare with {DOCUMENT.name}; exit 1 if stale"
+    )
     args = parser.parse_args(argv)
 
     catalogue = load_catalogue()
@@ -471,7 +486,10 @@ def main(argv: list[str] | None = None) -> int:
     if current == text:
         return 0
     diff = difflib.unified_diff(
-        current.splitlines(keepends=True), text.splitlines(keepends=True), "asyncapi.yaml", "generated"
+        current.splitlines(keepends=True),
+        text.splitlines(keepends=True),
+        "asyncapi.yaml",
+        "generated",
     )
     sys.stderr.writelines(list(diff)[:200])
     sys.stderr.write(f"\nasyncapi.yaml is out of date with the code: run `{REGENERATE}`\n")
