@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -82,21 +83,22 @@ def unique_topic() -> str:
 
 
 async def read_topic(
-    bootstrap: str, topic: str, *, expected: int, timeout_ms: int = 60_000
+    bootstrap: str, topic: str, *, expected: int, distinct: bool = False, timeout_ms: int = 60_000
 ) -> list[tuple[str, dict[str, str], bytes]]:
-    """Read ``expected`` records from the start of ``topic`` (no group, every partition)."""
-    import time
-
-    import orjson  # noqa: F401  (records are returned raw; tests decode what they need)
-
+    """Read ``topic`` from the start (no group, every partition) until ``expected`` records
+    have arrived, or with ``distinct`` that many different CloudEvent ids."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
     )
     await consumer.start()
     out: list[tuple[str, dict[str, str], bytes]] = []
+
+    def arrived() -> int:
+        return len({headers.get("ce_id") for _, headers, _ in out}) if distinct else len(out)
+
     deadline = time.monotonic() + timeout_ms / 1000
     try:
-        while len(out) < expected and time.monotonic() < deadline:
+        while arrived() < expected and time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for record in records:

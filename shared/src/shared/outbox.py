@@ -3,9 +3,9 @@
 A use case calls :func:`add_event` on the same session as its writes, so a rolled-back change
 leaves no event and a committed one cannot lose its event. :class:`OutboxRelay` drains the table:
 
-* claims unsent rows in id order with ``FOR UPDATE SKIP LOCKED`` (several relays may run), and
-  takes a transaction-scoped advisory lock per aggregate key, so two relays never publish one
-  aggregate's events in parallel (per-key order is kept, §5.3 of the reliability reference);
+* takes a transaction-scoped advisory lock per aggregate key before it claims that key's rows
+  (``FOR UPDATE``), so several relays may run and two never publish one aggregate's events in
+  parallel or out of order (§5.3 of the reliability reference);
 * selects by ``sent_at IS NULL``, never by an id watermark, so a transaction that commits after a
   higher id is still published (§5.2);
 * publishes, waits for the broker's acks, then marks the batch sent in one statement and commits.
@@ -88,6 +88,7 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("attempts", Integer, nullable=False, server_default=text("0")),
         Column("last_error", Text),
         Index("ix_outbox_event_unsent", "id", postgresql_where=text("sent_at IS NULL")),
+        Index("ix_outbox_event_unsent_key", "key", "id", postgresql_where=text("sent_at IS NULL")),
         Index("ix_outbox_event_sent_at", "sent_at", postgresql_where=text("sent_at IS NOT NULL")),
     )
 
@@ -157,14 +158,28 @@ class _Claimed:
     record: KafkaRecord
 
 
+# Claiming takes three statements, each with a fresh READ COMMITTED snapshot:
+# 1. the keys of the oldest unsent rows;
+# 2. a transaction-scoped advisory lock on each key no other relay holds;
+# 3. the unsent rows of the locked keys, oldest first.
+# Statement 3 runs after the locks are held, so it sees every row a previous holder of a key
+# marked sent: a relay can never skip a key's older row and publish a newer one. (Checking the
+# lock row by row inside one scan has that race: the holder commits mid-scan, the scanner has
+# already filtered the key's older rows and then takes its newest. Found on Apache Kafka.)
+_CANDIDATE_KEYS_SQL = f"""
+SELECT key FROM {OUTBOX_TABLE} WHERE sent_at IS NULL ORDER BY id LIMIT $1
+"""
+_LOCK_KEYS_SQL = f"""
+SELECT k FROM unnest($1::text[]) AS k
+WHERE pg_try_advisory_xact_lock(hashtextextended('{OUTBOX_TABLE}:' || k, 0))
+"""
 _CLAIM_SQL = f"""
 SELECT id, topic, key, envelope, created_at
 FROM {OUTBOX_TABLE}
-WHERE sent_at IS NULL
-  AND pg_try_advisory_xact_lock(hashtextextended('{OUTBOX_TABLE}:' || key, 0))
+WHERE sent_at IS NULL AND key = ANY($1::text[])
 ORDER BY id
-LIMIT $1
-FOR UPDATE SKIP LOCKED
+LIMIT $2
+FOR UPDATE
 """
 
 
@@ -243,7 +258,7 @@ class OutboxRelay:
         claimed: list[_Claimed] = []
         try:
             async with self._conn.transaction():
-                rows = await self._conn.fetch(_CLAIM_SQL, self._batch_size)
+                rows = await self._claim()
                 if not rows:
                     return 0
                 claimed = [self._to_claimed(row) for row in rows]
@@ -266,6 +281,18 @@ class OutboxRelay:
             OUTBOX_LAG.labels(self.service).observe((now - c.created_at).total_seconds())
         OUTBOX_PUBLISHED.labels(self.service).inc(len(claimed))
         return len(claimed)
+
+    async def _claim(self) -> list[asyncpg.Record]:
+        assert self._conn is not None
+        candidates = await self._conn.fetch(_CANDIDATE_KEYS_SQL, self._batch_size)
+        keys = list(dict.fromkeys(row["key"] for row in candidates))
+        if not keys:
+            return []
+        locked = [row["k"] for row in await self._conn.fetch(_LOCK_KEYS_SQL, keys)]
+        if not locked:
+            return []
+        rows: list[asyncpg.Record] = await self._conn.fetch(_CLAIM_SQL, locked, self._batch_size)
+        return rows
 
     async def backlog(self) -> int:
         await self._ensure_connections()

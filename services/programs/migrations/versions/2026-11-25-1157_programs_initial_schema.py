@@ -151,6 +151,13 @@ def upgrade() -> None:
         unique=False,
         postgresql_where=sa.text("sent_at IS NULL"),
     )
+    op.create_index(
+        "ix_outbox_event_unsent_key",
+        "outbox_event",
+        ["key", "id"],
+        unique=False,
+        postgresql_where=sa.text("sent_at IS NULL"),
+    )
     op.create_table(
         "person_fact",
         sa.Column("person_id", sa.Uuid(), nullable=False),
@@ -187,6 +194,11 @@ def downgrade() -> None:
     op.drop_table("referral_fact")
     op.drop_index(op.f("ix_person_fact_village_code"), table_name="person_fact")
     op.drop_table("person_fact")
+    op.drop_index(
+        "ix_outbox_event_unsent_key",
+        table_name="outbox_event",
+        postgresql_where=sa.text("sent_at IS NULL"),
+    )
     op.drop_index(
         "ix_outbox_event_unsent",
         table_name="outbox_event",

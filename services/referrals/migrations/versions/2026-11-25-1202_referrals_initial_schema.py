@@ -113,6 +113,13 @@ def upgrade() -> None:
         unique=False,
         postgresql_where=sa.text("sent_at IS NULL"),
     )
+    op.create_index(
+        "ix_outbox_event_unsent_key",
+        "outbox_event",
+        ["key", "id"],
+        unique=False,
+        postgresql_where=sa.text("sent_at IS NULL"),
+    )
     op.create_table(
         "referral",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -186,6 +193,11 @@ def downgrade() -> None:
         postgresql_where=sa.text("status IN ('sent', 'accepted')"),
     )
     op.drop_table("referral")
+    op.drop_index(
+        "ix_outbox_event_unsent_key",
+        table_name="outbox_event",
+        postgresql_where=sa.text("sent_at IS NULL"),
+    )
     op.drop_index(
         "ix_outbox_event_unsent",
         table_name="outbox_event",

@@ -114,6 +114,13 @@ def upgrade() -> None:
         unique=False,
         postgresql_where=sa.text("sent_at IS NULL"),
     )
+    op.create_index(
+        "ix_outbox_event_unsent_key",
+        "outbox_event",
+        ["key", "id"],
+        unique=False,
+        postgresql_where=sa.text("sent_at IS NULL"),
+    )
     op.create_table(
         "region",
         sa.Column("code", sa.String(length=10), nullable=False),
@@ -224,6 +231,11 @@ def downgrade() -> None:
     op.drop_table("person")
     op.drop_index(op.f("ix_region_parent_code"), table_name="region")
     op.drop_table("region")
+    op.drop_index(
+        "ix_outbox_event_unsent_key",
+        table_name="outbox_event",
+        postgresql_where=sa.text("sent_at IS NULL"),
+    )
     op.drop_index(
         "ix_outbox_event_unsent",
         table_name="outbox_event",
