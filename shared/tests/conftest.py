@@ -1,4 +1,8 @@
-"""A small database of shared's own tables (outbox, inbox, an effect table) for its tests."""
+"""A small database of shared's own tables (outbox, inbox, idempotency keys, an effect table).
+
+Built with ``create_all``: shared has no migration history of its own; its tables reach the
+services through their Alembic migrations, which the services' tests run.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.consumer import inbox_table
 from shared.db import create_engine, create_sessionmaker, make_metadata, sync_url
+from shared.idempotency import idempotency_table
 from shared.kafka import create_producer
 from shared.outbox import notify_trigger_sql, outbox_table
 from shared.settings import SharedSettings
@@ -23,6 +28,7 @@ from shared.testing import BrokerHandle, DatabaseServer
 metadata: MetaData = make_metadata()
 outbox_table(metadata)
 inbox_table(metadata)
+idempotency_table(metadata)
 effect = Table(
     "effect",
     metadata,

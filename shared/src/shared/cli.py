@@ -192,7 +192,8 @@ def _print_banner(
         "",
         "Try it:",
         '  curl -s -X POST http://127.0.0.1:8001/v1/persons -H "Authorization: Bearer $TOKEN" \\',
-        '       -H "Content-Type: application/json" -H "Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)" \\',
+        '       -H "Content-Type: application/json" \\',
+        '       -H "Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)" \\',
         '       -d \'{"nik": "1771014509900001", "full_name": "Siti Aminah", '
         '"birth_date": "1990-09-05", "sex": "F", "village_code": "1771011001"}\'',
         '  curl -s "http://127.0.0.1:8002/v1/person-facts?limit=5" \\',

@@ -40,6 +40,7 @@ __all__ = [
     "ConsumerRunner",
     "Handler",
     "inbox_table",
+    "prune_inbox",
 ]
 
 INBOX_TABLE = "inbox_event"
@@ -311,3 +312,16 @@ class ConsumerRunner:
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+
+async def prune_inbox(session: AsyncSession, *, older_than_days: int) -> int:
+    """Forget processed event ids older than the redelivery window (§5.6: keep them longer than
+    the topic's retention plus the longest consumer outage you tolerate)."""
+    result = await session.execute(
+        text(
+            f"DELETE FROM {INBOX_TABLE} WHERE ctid IN (SELECT ctid FROM {INBOX_TABLE} "
+            "WHERE received_at < now() - make_interval(days => :days) LIMIT 5000)"
+        ),
+        {"days": older_than_days},
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

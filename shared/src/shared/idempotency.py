@@ -50,6 +50,7 @@ __all__ = [
     "IdempotencyKeyConflict",
     "IdempotencyKeyInFlight",
     "idempotency_table",
+    "reap_expired_keys",
 ]
 
 IDEMPOTENCY_TABLE = "idempotency_key"
@@ -182,3 +183,15 @@ def _idempotency(
 
 
 IdempotencyDep = Annotated[Idempotency, Depends(_idempotency)]
+
+
+async def reap_expired_keys(session: AsyncSession, *, older_than_hours: int) -> int:
+    """Delete keys past their published lifetime (in batches; run by the service's worker)."""
+    result = await session.execute(
+        text(
+            f"DELETE FROM {IDEMPOTENCY_TABLE} WHERE ctid IN (SELECT ctid FROM {IDEMPOTENCY_TABLE} "
+            "WHERE created_at < now() - make_interval(hours => :hours) LIMIT 5000)"
+        ),
+        {"hours": older_than_hours},
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

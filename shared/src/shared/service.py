@@ -9,6 +9,7 @@ limit, trace context, ``/healthz``, ``/readyz``, ``/metrics``, and the service's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -19,14 +20,15 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.auth import TokenVerifier
-from shared.consumer import ConsumerRunner, Handler
-from shared.db import create_engine, create_sessionmaker, ping
+from shared.consumer import ConsumerRunner, Handler, prune_inbox
+from shared.db import create_engine, create_sessionmaker, ping, session_scope
 from shared.errors import (
     BodySizeLimitMiddleware,
     Problem,
     ServiceUnavailable,
     install_problem_handlers,
 )
+from shared.idempotency import reap_expired_keys
 from shared.kafka import broker_reachable, create_producer
 from shared.observability import TraceContextMiddleware, metrics_response
 from shared.outbox import OutboxRelay
@@ -64,6 +66,7 @@ class ServiceRuntime:
     relay: OutboxRelay | None = field(init=False, default=None)
     runners: list[ConsumerRunner] = field(init=False, default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
+    _stopping: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[ServiceRuntime]:
@@ -76,6 +79,7 @@ class ServiceRuntime:
         self.sessionmaker = create_sessionmaker(self.engine)
         try:
             if self.run_relay:
+                self._spawn(self._housekeeping(), "housekeeping")
                 self.relay = OutboxRelay(
                     service=settings.service_name,
                     database_url=settings.database_url,
@@ -104,6 +108,20 @@ class ServiceRuntime:
         finally:
             await self._shutdown()
 
+    async def _housekeeping(self, every_seconds: float = 600.0) -> None:
+        """Expire idempotency keys and old inbox rows; errors wait for the next round."""
+        while not self._stopping.is_set():
+            try:
+                async with session_scope(self.sessionmaker) as session:
+                    await reap_expired_keys(
+                        session, older_than_hours=self.settings.idempotency_key_ttl_hours
+                    )
+                    await prune_inbox(session, older_than_days=self.settings.inbox_retention_days)
+            except Exception as exc:
+                log.warning("service.housekeeping_failed", extra={"error": repr(exc)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=every_seconds)
+
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=f"{self.settings.service_name}:{name}")
         task.add_done_callback(self._log_crash)
@@ -117,6 +135,7 @@ class ServiceRuntime:
             )
 
     async def _shutdown(self) -> None:
+        self._stopping.set()
         if self.relay is not None:
             self.relay.stop()
         for runner in self.runners:

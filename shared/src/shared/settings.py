@@ -57,6 +57,9 @@ class SharedSettings(BaseSettings):
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_retry_backoff_seconds: float = Field(default=0.2, ge=0)
     idempotency_key_ttl_hours: int = Field(default=24, ge=1)
+    inbox_retention_days: int = Field(
+        default=30, ge=1, description="Keep processed event ids longer than topic retention."
+    )
     log_level: str = "INFO"
 
     @model_validator(mode="after")

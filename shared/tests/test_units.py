@@ -1,0 +1,192 @@
+"""Small parts of shared/ on their own: envelope, tokens, settings, public names."""
+
+from __future__ import annotations
+
+import importlib
+import time
+
+import jwt
+import pytest
+
+from shared.auth import Caller, TokenVerifier, generate_keypair, mint_token
+from shared.envelope import EnvelopeError, from_kafka, new_event, to_kafka
+from shared.errors import Unauthorized
+from shared.settings import SharedSettings
+
+PRIVATE, PUBLIC = generate_keypair()
+VERIFIER = TokenVerifier(PUBLIC, issuer="simpul", audience="simpul")
+
+
+class TestEnvelope:
+    def test_binary_mode_round_trip(self) -> None:
+        event = new_event(
+            source="/simpul/registry",
+            type="registry.person.registered.v1",
+            subject="p-1",
+            data={"person_id": "p-1"},
+            traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01",
+        )
+        record = to_kafka(event, topic="registry.person.v1", key="p-1")
+        assert record.key == b"p-1"
+        assert from_kafka(record.value, record.headers) == event
+
+    @pytest.mark.parametrize(
+        ("value", "headers", "reason"),
+        [
+            (b"{}", [], "missing CloudEvents headers"),
+            (
+                None,
+                [
+                    ("ce_id", b"1"),
+                    ("ce_source", b"/s"),
+                    ("ce_type", b"t"),
+                    ("ce_specversion", b"1.0"),
+                ],
+                "no value",
+            ),
+            (
+                b"[1]",
+                [
+                    ("ce_id", b"1"),
+                    ("ce_source", b"/s"),
+                    ("ce_type", b"t"),
+                    ("ce_specversion", b"1.0"),
+                ],
+                "JSON object",
+            ),
+            (
+                b"{}",
+                [
+                    ("ce_id", b"1"),
+                    ("ce_source", b"/s"),
+                    ("ce_type", b"t"),
+                    ("ce_specversion", b"0.3"),
+                ],
+                "attributes",
+            ),
+            (
+                b"{}",
+                [
+                    ("ce_id", b"\xff"),
+                    ("ce_source", b"/s"),
+                    ("ce_type", b"t"),
+                    ("ce_specversion", b"1.0"),
+                ],
+                "UTF-8",
+            ),
+        ],
+    )
+    def test_bad_records_say_what_is_wrong(
+        self, value: bytes | None, headers: list[tuple[str, bytes]], reason: str
+    ) -> None:
+        with pytest.raises(EnvelopeError, match=reason):
+            from_kafka(value, headers)
+
+
+class TestTokens:
+    def test_claims_become_a_caller(self) -> None:
+        token = mint_token(
+            PRIVATE,
+            subject="op-1",
+            agency="DINSOS-1771",
+            scopes=["registry:read"],
+            regions=["1771"],
+        )
+        caller = VERIFIER.verify(token)
+        assert (caller.agency, caller.scopes, caller.regions) == (
+            "DINSOS-1771",
+            frozenset({"registry:read"}),
+            ("1771",),
+        )
+
+    def test_unsigned_tokens_are_refused(self) -> None:
+        claims = {
+            "sub": "x",
+            "agency": "X",
+            "iss": "simpul",
+            "aud": "simpul",
+            "iat": int(time.time()),
+            "exp": int(time.time()) + 60,
+        }
+        with pytest.raises(Unauthorized):
+            VERIFIER.verify(jwt.encode(claims, key=None, algorithm="none"))  # type: ignore[arg-type]
+
+    def test_other_audience_is_refused(self) -> None:
+        token = mint_token(PRIVATE, subject="x", agency="X", scopes=[], audience="someone-else")
+        with pytest.raises(Unauthorized, match="(?i)audience"):
+            VERIFIER.verify(token)
+
+    def test_token_without_agency_is_refused(self) -> None:
+        token = mint_token(PRIVATE, subject="x", agency="", scopes=[])
+        with pytest.raises(Unauthorized, match="agency"):
+            VERIFIER.verify(token)
+
+    def test_regions_must_be_codes(self) -> None:
+        token = mint_token(PRIVATE, subject="x", agency="X", scopes=[], regions=["Bengkulu"])
+        with pytest.raises(Unauthorized, match="region codes"):
+            VERIFIER.verify(token)
+
+    @pytest.mark.parametrize(
+        ("regions", "code", "visible"),
+        [
+            ((), "3201012001", True),
+            (("1771",), "1771011001", True),
+            (("1771",), "1701012001", False),
+            (("17",), None, False),
+        ],
+    )
+    def test_region_visibility_is_by_prefix(
+        self, regions: tuple[str, ...], code: str | None, visible: bool
+    ) -> None:
+        assert Caller("x", "X", frozenset(), regions).may_see(code) is visible
+
+
+class TestSettings:
+    def test_production_refuses_to_start_without_a_token_key(self) -> None:
+        with pytest.raises(ValueError, match="jwt_public_key"):
+            SharedSettings(environment="production")
+
+
+PUBLIC_NAMES = {
+    "shared.audit": ["AUDIT_TABLE", "append_only_trigger_sql", "audit_table", "record_read"],
+    "shared.auth": [
+        "ALGORITHM",
+        "Caller",
+        "TokenVerifier",
+        "generate_keypair",
+        "mint_token",
+        "require_scope",
+    ],
+    "shared.consumer": ["INBOX_TABLE", "ConsumerRunner", "Handler", "inbox_table", "prune_inbox"],
+    "shared.envelope": [
+        "CloudEvent",
+        "EnvelopeError",
+        "KafkaRecord",
+        "event_json_schema",
+        "from_kafka",
+        "new_event",
+        "to_kafka",
+    ],
+    "shared.outbox": [
+        "OUTBOX_TABLE",
+        "OutboxRelay",
+        "add_event",
+        "notify_channel",
+        "notify_trigger_sql",
+        "outbox_table",
+    ],
+    "shared.service": [
+        "ConsumerSpec",
+        "ServiceRuntime",
+        "SessionDep",
+        "create_service_app",
+        "get_runtime",
+        "get_session",
+    ],
+}
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC_NAMES))
+def test_public_names_are_pinned(module: str) -> None:
+    """Services depend on these names; changing one is a deliberate, visible act."""
+    assert sorted(importlib.import_module(module).__all__) == sorted(PUBLIC_NAMES[module])
