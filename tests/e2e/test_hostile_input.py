@@ -17,7 +17,9 @@ PROBLEM = "application/problem+json"
 SERVICES = ("registry", "programs", "referrals", "complaints")
 
 
-def creating_operations(service: RunningService) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+def creating_operations(
+    service: RunningService,
+) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
     """(path, example body, body schema) of each POST with a JSON body and no path parameters."""
     spec = service.app.openapi()
     for path, operations in spec["paths"].items():
@@ -39,9 +41,13 @@ def everything(auth_header: Callable[..., dict[str, str]]) -> dict[str, str]:
 @pytest.mark.parametrize("name", SERVICES)
 class TestHostileInput:
     async def test_every_service_has_a_creating_endpoint(self, simpul: Simpul, name: str) -> None:
-        assert list(creating_operations(getattr(simpul, name))), f"{name} documents no creating POST"
+        assert list(creating_operations(getattr(simpul, name))), (
+            f"{name} documents no creating POST"
+        )
 
-    async def test_malformed_json_is_400(self, simpul: Simpul, everything: dict[str, str], name: str) -> None:
+    async def test_malformed_json_is_400(
+        self, simpul: Simpul, everything: dict[str, str], name: str
+    ) -> None:
         service = getattr(simpul, name)
         for path, _, _ in creating_operations(service):
             for raw in (b'{"a": ', b"\xff\xfe", b"[1, 2", b"null"):
@@ -51,10 +57,14 @@ class TestHostileInput:
                 assert response.status_code in (400, 422), (path, raw, response.text)
                 assert response.headers["content-type"] == PROBLEM
 
-    async def test_unknown_fields_are_named(self, simpul: Simpul, everything: dict[str, str], name: str) -> None:
+    async def test_unknown_fields_are_named(
+        self, simpul: Simpul, everything: dict[str, str], name: str
+    ) -> None:
         service = getattr(simpul, name)
         for path, example, _ in creating_operations(service):
-            response = await service.client.post(path, json={**example, "is_admin": True}, headers=everything)
+            response = await service.client.post(
+                path, json={**example, "is_admin": True}, headers=everything
+            )
             assert response.status_code == 422, (path, response.text)
             assert "body.is_admin" in [e["field"] for e in response.json()["errors"]]
 
@@ -68,7 +78,9 @@ class TestHostileInput:
                 response = await service.client.post(path, json=body, headers=everything)
                 assert response.status_code == 422, (path, field, response.text)
                 assert response.headers["content-type"] == PROBLEM
-                assert f"body.{field}" in [e["field"] for e in response.json()["errors"]], response.text
+                assert f"body.{field}" in [e["field"] for e in response.json()["errors"]], (
+                    response.text
+                )
 
     async def test_missing_required_fields_are_named(
         self, simpul: Simpul, everything: dict[str, str], name: str
@@ -80,10 +92,14 @@ class TestHostileInput:
             named = {e["field"] for e in response.json()["errors"]}
             assert {f"body.{field}" for field in schema.get("required", [])} <= named
 
-    async def test_oversized_body_is_413(self, simpul: Simpul, everything: dict[str, str], name: str) -> None:
+    async def test_oversized_body_is_413(
+        self, simpul: Simpul, everything: dict[str, str], name: str
+    ) -> None:
         service = getattr(simpul, name)
         for path, example, _ in creating_operations(service):
             padding = "x" * (service.app.state.settings.max_body_bytes + 1)
-            response = await service.client.post(path, json={**example, "padding": padding}, headers=everything)
+            response = await service.client.post(
+                path, json={**example, "padding": padding}, headers=everything
+            )
             assert response.status_code == 413, (path, response.status_code)
             assert response.json()["type"].endswith("/payload-too-large")

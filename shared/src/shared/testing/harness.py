@@ -95,6 +95,8 @@ class BrokerHandle:
     @classmethod
     def start(cls, tmp_dir: Path) -> BrokerHandle:
         choice = os.environ.get("SIMPUL_TEST_BROKER", "tansu")
+        if choice not in ("tansu", "kafka", "external"):
+            raise ValueError(f"SIMPUL_TEST_BROKER={choice!r}: use tansu, kafka or external")
         external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         if external:
             profile: BrokerProfile = "kafka" if choice == "kafka" else "tansu"
