@@ -261,3 +261,34 @@ async def _committed(settings: SharedSettings, group: str, partition: TopicParti
 
 async def _has(rows: object, n: int) -> bool:
     return len(await rows) >= n  # type: ignore[misc, arg-type]
+
+
+class Slow(Flaky):
+    async def __call__(self, session: AsyncSession, payload: Happened, event: CloudEvent) -> None:
+        await asyncio.sleep(0.3)
+        await super().__call__(session, payload, event)
+
+
+class TestRebalance:
+    async def test_a_consumer_joining_mid_batch_causes_no_double_effect(
+        self,
+        outbox_db: OutboxDatabase,
+        settings: SharedSettings,
+        producer_factory: Callable[[], AIOKafkaProducer],
+    ) -> None:
+        topic = unique_topic()
+        events = [event(f"k{n % 6}", n) for n in range(24)]
+        await publish(settings, topic, *(as_record(e, topic) for e in events))
+        first = runner_for(settings, outbox_db, topic, Slow(), producer_factory)
+        second = runner_for(settings, outbox_db, topic, Slow(), producer_factory)
+        second.name = first.name  # the same consumer group
+        async with consuming(first):
+            await eventually(lambda: _has(effects(outbox_db), 2), what="first consumer busy")
+            async with consuming(second):
+                await eventually(
+                    lambda: _has(effects(outbox_db), len(events)), within=120, what="all applied"
+                )
+        applied = await effects(outbox_db)
+        assert sorted(seq for _, seq in applied) == list(range(len(events))), (
+            "each event exactly once"
+        )
