@@ -63,7 +63,11 @@ async def on_referral_created(
 
 
 HANDLERS = {
+    # Every person event carries the same snapshot; the newest by event time wins.
     "registry.person.registered.v1": Handler(RegistryPerson, on_registry_person),
+    "registry.person.updated.v1": Handler(RegistryPerson, on_registry_person),
+    "registry.person.died.v1": Handler(RegistryPerson, on_registry_person),
+    "registry.person.moved.v1": Handler(RegistryPerson, on_registry_person),
     "referrals.referral.created.v1": Handler(ReferralCreated, on_referral_created),
 }
 

@@ -1,7 +1,9 @@
-"""Events the registry publishes. Each topic is one aggregate and version; the key is its id.
+"""Events the registry publishes. One topic per aggregate and version; the key is the aggregate
+id, so one person's (or household's) events stay in order. ``version`` is the row version the
+event reflects: a consumer that sees an older version than it holds can ignore it.
 
-Payloads carry the registry's person id, never the NIK or the name: consumers that need more
-ask through the audited REST lookups.
+Payloads carry the registry's ids, never the NIK, the KK number or the name: consumers that need
+more ask through the audited REST lookups.
 """
 
 from __future__ import annotations
@@ -14,22 +16,118 @@ from pydantic import BaseModel, ConfigDict, Field
 
 SOURCE = "/simpul/registry"
 PERSON_TOPIC = "registry.person.v1"
+HOUSEHOLD_TOPIC = "registry.household.v1"
+
 PERSON_REGISTERED = "registry.person.registered.v1"
+PERSON_UPDATED = "registry.person.updated.v1"
+PERSON_DIED = "registry.person.died.v1"
+PERSON_MOVED = "registry.person.moved.v1"
+HOUSEHOLD_REGISTERED = "registry.household.registered.v1"
+HOUSEHOLD_UPDATED = "registry.household.updated.v1"
+HOUSEHOLD_DECILE_CHANGED = "registry.household.decile_changed.v1"
+HOUSEHOLD_SPLIT = "registry.household.split.v1"
+HOUSEHOLD_MERGED = "registry.household.merged.v1"
+
+VillageCode = Field(pattern=r"^[0-9]{10}$", examples=["1771011001"])
+Status = Literal["alive", "deceased", "moved"]
 
 
-class PersonRegistered(BaseModel):
-    """A person entered the DTSEN registry."""
+class PersonSnapshot(BaseModel):
+    """The facts about a person other services may keep (no NIK, no name)."""
 
     model_config = ConfigDict(extra="forbid")
 
     person_id: uuid.UUID
-    village_code: str = Field(pattern=r"^[0-9]{10}$", examples=["1771011001"])
+    household_id: uuid.UUID | None = None
+    village_code: str = VillageCode
     birth_date: date
     sex: Literal["M", "F"]
-    status: Literal["alive", "deceased", "moved"]
+    status: Status
+    disability: str = "none"
+    version: int = Field(ge=1, default=1)
+
+
+class PersonRegistered(PersonSnapshot):
+    """A person entered the DTSEN registry."""
+
+
+class PersonUpdated(PersonSnapshot):
+    """Attributes of a person changed; ``changed`` names them."""
+
+    changed: list[str] = Field(default_factory=list)
+
+
+class PersonDied(PersonSnapshot):
+    """Death recorded (from Dukcapil, a facilitator or a BPS reconciliation)."""
+
+    death_date: date
+
+
+class PersonMoved(PersonSnapshot):
+    """The person moved to another village and/or household."""
+
+    from_village_code: str = VillageCode
+    from_household_id: uuid.UUID | None = None
+
+
+class HouseholdSnapshot(BaseModel):
+    """A family card's targeting facts (no KK number, no address)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    household_id: uuid.UUID
+    village_code: str = VillageCode
+    decile: int | None = Field(default=None, ge=1, le=10)
+    house_fit: bool = True
+    floor: str = "other"
+    wall: str = "other"
+    roof: str = "other"
+    water: str = "other"
+    sanitation: str = "none"
+    electricity: str = "none"
+    status: Literal["active", "dissolved"] = "active"
+    version: int = Field(ge=1, default=1)
+
+
+class HouseholdRegistered(HouseholdSnapshot):
+    """A family card entered the registry."""
+
+
+class HouseholdUpdated(HouseholdSnapshot):
+    """Targeting facts of a household changed; ``changed`` names them."""
+
+    changed: list[str] = Field(default_factory=list)
+
+
+class HouseholdDecileChanged(HouseholdSnapshot):
+    """The household's DTSEN decile changed (BPS ranking, *naik kelas* or the reverse)."""
+
+    previous_decile: int | None = Field(default=None, ge=1, le=10)
+
+
+class HouseholdSplit(HouseholdSnapshot):
+    """Members left this household (``household_id``) for a new one."""
+
+    new_household_id: uuid.UUID
+    person_ids: list[uuid.UUID]
+
+
+class HouseholdMerged(HouseholdSnapshot):
+    """Another household (``merged_household_id``) joined this one and was dissolved."""
+
+    merged_household_id: uuid.UUID
+    person_ids: list[uuid.UUID]
 
 
 # type -> (topic, payload model): the catalogue the AsyncAPI document is generated from
 PUBLISHED: dict[str, tuple[str, type[BaseModel]]] = {
     PERSON_REGISTERED: (PERSON_TOPIC, PersonRegistered),
+    PERSON_UPDATED: (PERSON_TOPIC, PersonUpdated),
+    PERSON_DIED: (PERSON_TOPIC, PersonDied),
+    PERSON_MOVED: (PERSON_TOPIC, PersonMoved),
+    HOUSEHOLD_REGISTERED: (HOUSEHOLD_TOPIC, HouseholdRegistered),
+    HOUSEHOLD_UPDATED: (HOUSEHOLD_TOPIC, HouseholdUpdated),
+    HOUSEHOLD_DECILE_CHANGED: (HOUSEHOLD_TOPIC, HouseholdDecileChanged),
+    HOUSEHOLD_SPLIT: (HOUSEHOLD_TOPIC, HouseholdSplit),
+    HOUSEHOLD_MERGED: (HOUSEHOLD_TOPIC, HouseholdMerged),
 }

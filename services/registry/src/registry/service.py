@@ -59,10 +59,13 @@ async def create_person(
         type=PERSON_REGISTERED,
         data=PersonRegistered(
             person_id=person.id,
+            household_id=person.household_id,
             village_code=person.village_code,
             birth_date=person.birth_date,
             sex=person.sex,  # type: ignore[arg-type]
             status=person.status,  # type: ignore[arg-type]
+            disability=person.disability,
+            version=person.version,
         ),
     )
     return person
