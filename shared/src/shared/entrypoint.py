@@ -7,6 +7,8 @@ in production ``api`` and ``worker`` run as separate deployments so each scales 
 from __future__ import annotations
 
 import asyncio
+import importlib
+import os
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,7 +21,18 @@ from shared.migrations import upgrade
 from shared.observability import configure_logging
 from shared.settings import SharedSettings
 
-__all__ = ["service_cli"]
+__all__ = ["api_app_from_environment", "service_cli"]
+
+_APP_MODULE = "SIMPUL_APP_MODULE"
+
+
+def api_app_from_environment() -> FastAPI:
+    """The API-only app of the service named in ``SIMPUL_APP_MODULE`` (uvicorn's worker factory)."""
+    module = importlib.import_module(os.environ[_APP_MODULE])
+    app: FastAPI = module.create_app(run_relay=False, run_consumers=False)
+    configure_logging(app.state.settings.log_level)
+    return app
+
 
 AppFactory = Callable[..., FastAPI]
 
@@ -52,9 +65,25 @@ def service_cli(
     def api(
         port: Annotated[int, typer.Option()] = 8000,
         host: Annotated[str, typer.Option()] = "0.0.0.0",
+        workers: Annotated[int, typer.Option(help="Processes; one per core on a VM")] = 1,
     ) -> None:
-        """Only the HTTP API (scale it by replicas)."""
-        _serve(port, host, relay=False, consumers=False)
+        """Only the HTTP API (scale it by replicas, or by workers on one machine)."""
+        if workers == 1:
+            _serve(port, host, relay=False, consumers=False)
+            return
+        # Several processes need the app by import path: each worker builds its own.
+        os.environ[_APP_MODULE] = f"{name}.app"
+        settings = settings_factory()
+        configure_logging(settings.log_level)
+        uvicorn.run(
+            "shared.entrypoint:api_app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+        )
 
     @cli.command()
     def worker(
