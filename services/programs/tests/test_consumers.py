@@ -1,0 +1,143 @@
+"""Programs' read model follows registry events: in order, once, and never backwards."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from programs.settings import ProgramsSettings
+from shared.db import sync_url
+from shared.envelope import CloudEvent, to_kafka
+from shared.testing import RunningService, eventually
+
+TOPIC = "registry.person.v1"
+
+
+def person_event(person_id: uuid.UUID, *, type: str, time: datetime, **data: Any) -> CloudEvent:
+    payload = {
+        "person_id": str(person_id),
+        "village_code": "1771011001",
+        "birth_date": "1990-09-05",
+        "sex": "F",
+        "status": "alive",
+        "version": 1,
+        **data,
+    }
+    return CloudEvent(
+        id=str(uuid.uuid4()),
+        source="/simpul/registry",
+        type=type,
+        time=time,
+        subject=str(person_id),
+        data=payload,
+    )
+
+
+async def publish(
+    settings: ProgramsSettings, *events: CloudEvent, value: bytes | None = None
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        for event in events:
+            record = to_kafka(event, topic=TOPIC, key=event.subject or "")
+            await producer.send_and_wait(
+                TOPIC,
+                value if value is not None else record.value,
+                key=record.key,
+                headers=record.headers,
+            )
+    finally:
+        await producer.stop()
+
+
+async def fact(settings: ProgramsSettings, person_id: uuid.UUID) -> asyncpg.Record | None:
+    conn = await asyncpg.connect(sync_url(settings.database_url))
+    try:
+        return await conn.fetchrow("SELECT * FROM person_fact WHERE person_id = $1", person_id)
+    finally:
+        await conn.close()
+
+
+class TestRegistryFacts:
+    async def test_a_death_after_registration_is_applied(
+        self, programs_service: RunningService, programs_settings: ProgramsSettings
+    ) -> None:
+        person_id, now = uuid.uuid4(), datetime.now(UTC)
+        await publish(
+            programs_settings,
+            person_event(person_id, type="registry.person.registered.v1", time=now),
+            person_event(
+                person_id,
+                type="registry.person.died.v1",
+                time=now + timedelta(seconds=1),
+                status="deceased",
+                death_date="2026-11-01",
+                version=2,
+            ),
+        )
+
+        async def deceased() -> bool:
+            row = await fact(programs_settings, person_id)
+            return row is not None and row["status"] == "deceased"
+
+        await eventually(deceased, what="death applied to the read model")
+
+    async def test_an_older_event_never_overwrites_a_newer_fact(
+        self, programs_service: RunningService, programs_settings: ProgramsSettings
+    ) -> None:
+        person_id, now = uuid.uuid4(), datetime.now(UTC)
+        newer = person_event(
+            person_id,
+            type="registry.person.moved.v1",
+            time=now,
+            village_code="1701012001",
+            from_village_code="1771011001",
+            version=2,
+        )
+        older = person_event(
+            person_id, type="registry.person.registered.v1", time=now - timedelta(days=1)
+        )
+        await publish(programs_settings, newer, older)
+        # Same key, same partition: once the older event is handled, the newer one was too.
+        await eventually(lambda: _handled(programs_settings, older.id), what="older event handled")
+        row = await fact(programs_settings, person_id)
+        assert row is not None
+        assert row["village_code"] == "1701012001"
+
+    async def test_a_redelivered_event_is_applied_once_and_poison_is_parked(
+        self, programs_service: RunningService, programs_settings: ProgramsSettings
+    ) -> None:
+        person_id, now = uuid.uuid4(), datetime.now(UTC)
+        event = person_event(person_id, type="registry.person.registered.v1", time=now)
+        poison = person_event(person_id, type="registry.person.registered.v1", time=now, sex="X")
+        after = person_event(
+            person_id,
+            type="registry.person.updated.v1",
+            time=now + timedelta(seconds=1),
+            disability="physical",
+            version=2,
+        )
+        await publish(programs_settings, event, event, poison, after)
+        await eventually(lambda: _handled(programs_settings, after.id), what="event after poison")
+        outcomes = await _outcomes(programs_settings, [event.id, poison.id, after.id])
+        assert outcomes == {event.id: "handled", poison.id: "dead_lettered", after.id: "handled"}
+
+
+async def _outcomes(settings: ProgramsSettings, ids: list[str]) -> dict[str, str]:
+    conn = await asyncpg.connect(sync_url(settings.database_url))
+    try:
+        rows = await conn.fetch(
+            "SELECT event_id, outcome FROM inbox_event WHERE event_id = ANY($1::text[])", ids
+        )
+    finally:
+        await conn.close()
+    return {r["event_id"]: r["outcome"] for r in rows}
+
+
+async def _handled(settings: ProgramsSettings, event_id: str) -> bool:
+    return bool(await _outcomes(settings, [event_id]))
