@@ -103,3 +103,21 @@ class TestHostileInput:
             )
             assert response.status_code == 413, (path, response.status_code)
             assert response.json()["type"].endswith("/payload-too-large")
+
+
+@pytest.mark.parametrize("name", SERVICES)
+async def test_nul_characters_in_text_are_refused_not_a_server_error(
+    simpul: Simpul, everything: dict[str, str], name: str
+) -> None:
+    """PostgreSQL cannot store U+0000 in text; the client learns that, the server does not 500."""
+    service = getattr(simpul, name)
+    for path, example, schema in creating_operations(service):
+        for field, spec in schema.get("properties", {}).items():
+            if spec.get("type") != "string" or "pattern" in spec or "enum" in spec:
+                continue
+            if "format" in spec:
+                continue
+            response = await service.client.post(
+                path, json={**example, field: "Siti\u0000Aminah"}, headers=everything
+            )
+            assert 400 <= response.status_code < 500, (path, field, response.text)

@@ -26,6 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -212,6 +213,29 @@ async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(body, dict(exc.headers or {}))
 
 
+async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    """Input PostgreSQL refuses is the client's problem, not a 500.
+
+    Class 22 (data exception: a NUL character in text, a number or date out of range) becomes
+    422; class 23 (a constraint no service check caught first, e.g. a race) becomes 409.
+    """
+    assert isinstance(exc, DBAPIError)
+    state = str(getattr(exc.orig, "sqlstate", "") or "")
+    if state in ("22021", "22P05"):
+        error: ProblemError = UnprocessableContent(
+            "text must not contain NUL (\\u0000) or characters outside UTF-8"
+        )
+    elif state.startswith("22"):
+        error = UnprocessableContent("a value is out of range for its field")
+    elif state.startswith("23"):
+        constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
+        error = Conflict("the change conflicts with existing data", constraint=constraint)
+    else:
+        return await _on_unexpected(request, exc)
+    log.info("http.database_refused_input", extra={"sqlstate": state, "path": request.url.path})
+    return problem_response(error.to_problem(request.url.path))
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("http.unhandled_error", extra={"path": request.url.path})
     return problem_response(
@@ -223,6 +247,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(DBAPIError, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected)
 
 
