@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -219,8 +220,9 @@ async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
     Class 22 (data exception: a NUL character in text, a number or date out of range) becomes
     422; class 23 (a constraint no service check caught first, e.g. a race) becomes 409.
     """
-    assert isinstance(exc, DBAPIError)
-    state = str(getattr(exc.orig, "sqlstate", "") or "")
+    # Through SQLAlchemy the driver's error is exc.orig; raw asyncpg raises it directly.
+    driver_error = exc.orig if isinstance(exc, DBAPIError) else exc
+    state = str(getattr(driver_error, "sqlstate", "") or "")
     if state in ("22021", "22P05"):
         error: ProblemError = UnprocessableContent(
             "text must not contain NUL (\\u0000) or characters outside UTF-8"
@@ -228,7 +230,8 @@ async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
     elif state.startswith("22"):
         error = UnprocessableContent("a value is out of range for its field")
     elif state.startswith("23"):
-        constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
+        cause = getattr(driver_error, "__cause__", None) or driver_error
+        constraint = getattr(cause, "constraint_name", None)
         error = Conflict("the change conflicts with existing data", constraint=constraint)
     else:
         return await _on_unexpected(request, exc)
@@ -248,6 +251,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(DBAPIError, _on_database_error)
+    app.add_exception_handler(asyncpg.PostgresError, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected)
 
 
