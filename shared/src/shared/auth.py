@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ from shared.errors import Forbidden, Unauthorized
 
 __all__ = [
     "ALGORITHM",
+    "DEVELOPMENT_SCOPES",
     "Caller",
     "TokenVerifier",
     "generate_keypair",
@@ -39,6 +41,21 @@ __all__ = [
 ]
 
 ALGORITHM = "EdDSA"
+# Every scope the services know: what `simpul token` and the tests grant by default.
+DEVELOPMENT_SCOPES = (
+    "registry:read",
+    "registry:read:identity",
+    "registry:read:socioeconomic",
+    "registry:write",
+    "registry:import",
+    "registry:stats",
+    "programs:read",
+    "programs:enrol",
+    "referrals:read",
+    "referrals:write",
+    "complaints:read",
+    "complaints:write",
+)
 _bearer = HTTPBearer(
     auto_error=False, description="EdDSA-signed JWT from the Simpul identity provider"
 )
@@ -72,12 +89,36 @@ class Caller:
 
 
 class TokenVerifier:
-    def __init__(self, public_key_pem: str, *, issuer: str, audience: str) -> None:
+    """Verifies tokens, remembering verified ones until they expire.
+
+    A partner system sends the same token with thousands of requests; checking the Ed25519
+    signature once per token instead of once per request saves a tenth of a millisecond each.
+    The cache is keyed by the exact token bytes, so nothing unverified can hit it.
+    """
+
+    def __init__(
+        self, public_key_pem: str, *, issuer: str, audience: str, cache_size: int = 10_000
+    ) -> None:
         self._key = serialization.load_pem_public_key(public_key_pem.encode())
         self._issuer = issuer
         self._audience = audience
+        self._cache: OrderedDict[str, Caller] = OrderedDict()
+        self._cache_size = cache_size
 
     def verify(self, token: str) -> Caller:
+        cached = self._cache.get(token)
+        if cached is not None:
+            if cached.claims["exp"] > time.time():
+                self._cache.move_to_end(token)
+                return cached
+            del self._cache[token]
+        caller = self._verify(token)
+        self._cache[token] = caller
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return caller
+
+    def _verify(self, token: str) -> Caller:
         try:
             claims = jwt.decode(
                 token,

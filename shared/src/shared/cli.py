@@ -21,7 +21,7 @@ from typing import Annotated
 
 import typer
 
-from shared.auth import generate_keypair, mint_token
+from shared.auth import DEVELOPMENT_SCOPES, generate_keypair, mint_token
 from shared.embedded import EmbeddedPostgres, EmbeddedTansu, port_open, wait_for_port
 
 __all__ = ["SERVICES", "main"]
@@ -35,17 +35,6 @@ SERVICES: dict[str, int] = {
     "referrals": 8003,
     "complaints": 8004,
 }
-DEV_SCOPES = [
-    "registry:read",
-    "registry:write",
-    "registry:read:nik",
-    "programs:read",
-    "programs:enrol",
-    "referrals:read",
-    "referrals:write",
-    "complaints:read",
-    "complaints:write",
-]
 
 
 def _home() -> Path:
@@ -138,7 +127,7 @@ def run(
             private_key,
             subject="dev-operator",
             agency="KEMENSOS",
-            scopes=DEV_SCOPES,
+            scopes=DEVELOPMENT_SCOPES,
             ttl_seconds=12 * 3600,
         )
         _print_banner(postgres, bootstrap, home, token)
@@ -223,7 +212,7 @@ def token(
             private_key,
             subject=subject,
             agency=agency,
-            scopes=scope or DEV_SCOPES,
+            scopes=scope or DEVELOPMENT_SCOPES,
             regions=region or [],
             ttl_seconds=ttl,
         )

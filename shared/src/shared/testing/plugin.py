@@ -8,20 +8,10 @@ from typing import Any
 
 import pytest
 
-from shared.auth import generate_keypair, mint_token
+from shared.auth import DEVELOPMENT_SCOPES, generate_keypair, mint_token
 from shared.testing.harness import BrokerHandle, DatabaseServer
 
-ALL_SCOPES = (
-    "registry:read",
-    "registry:write",
-    "registry:read:nik",
-    "programs:read",
-    "programs:enrol",
-    "referrals:read",
-    "referrals:write",
-    "complaints:read",
-    "complaints:write",
-)
+ALL_SCOPES = DEVELOPMENT_SCOPES
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
