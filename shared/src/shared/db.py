@@ -63,7 +63,9 @@ def create_engine(
     return create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        # No overflow: connections opened above the pool are closed on return, so under load
+        # every extra request would pay a new PostgreSQL backend. Requests queue instead.
+        max_overflow=0,
         # No pre-ping: it costs a round trip on every checkout of the hot lookup path. Stale
         # connections are recycled instead, and a dropped one fails one request (readiness
         # probes take a pod out while its database is away).

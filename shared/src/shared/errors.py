@@ -20,6 +20,7 @@ each field; an unexpected exception becomes a 500 problem without a stack trace.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import asyncpg
@@ -256,19 +257,38 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 class BodySizeLimitMiddleware:
-    """Refuses bodies over ``max_bytes`` with 413, by Content-Length or while streaming."""
+    """Refuses bodies over ``max_bytes`` with 413, by Content-Length or while streaming.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    ``limits`` raises (or lowers) the limit under a path prefix, e.g. ``{"/v1/imports": 512 MiB}``
+    for file uploads; the longest matching prefix wins, matched on whole path segments.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, limits: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Longest prefix first, without a trailing slash.
+        self.limits = sorted(
+            ((prefix.rstrip("/"), limit) for prefix, limit in (limits or {}).items()),
+            key=lambda item: len(item[0]),
+            reverse=True,
+        )
+
+    def limit_for(self, path: str) -> int:
+        for prefix, limit in self.limits:
+            if path == prefix or path.startswith(prefix + "/"):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.limit_for(scope.get("path", ""))
         for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._reject(scope, send)
+            if name == b"content-length" and value.isdigit() and int(value) > max_bytes:
+                await self._reject(scope, send, max_bytes)
                 return
         received = 0
         response_started = False
@@ -278,7 +298,7 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise _BodyTooLarge
             return message
 
@@ -292,10 +312,10 @@ class BodySizeLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not response_started:
-                await self._reject(scope, send)
+                await self._reject(scope, send, max_bytes)
 
-    async def _reject(self, scope: Scope, send: Send) -> None:
-        error = PayloadTooLarge(f"the body exceeds {self.max_bytes} bytes")
+    async def _reject(self, scope: Scope, send: Send, max_bytes: int) -> None:
+        error = PayloadTooLarge(f"the body exceeds {max_bytes} bytes")
         response = problem_response(error.to_problem(scope.get("path")))
         await response(scope, _empty_receive, send)
 

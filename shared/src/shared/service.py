@@ -215,7 +215,10 @@ def create_service_app(
     run_consumers: bool = True,
     openapi_tags: list[dict[str, Any]] | None = None,
     on_startup: Callable[[ServiceRuntime], Any] | None = None,
+    body_limits: Mapping[str, int] | None = None,
 ) -> FastAPI:
+    """The service's FastAPI app. ``body_limits`` overrides ``settings.max_body_bytes`` under
+    path prefixes (file uploads), see :class:`~shared.errors.BodySizeLimitMiddleware`."""
     runtime = ServiceRuntime(
         settings, consumers=consumers, run_relay=run_relay, run_consumers=run_consumers
     )
@@ -243,7 +246,9 @@ def create_service_app(
             audience=settings.jwt_audience,
         )
     install_problem_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, limits=body_limits
+    )
     app.add_middleware(TraceContextMiddleware, service=settings.service_name)
     app.include_router(_operations_router())
     for router in routers:

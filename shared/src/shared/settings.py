@@ -29,7 +29,9 @@ class SharedSettings(BaseSettings):
         default="postgresql+asyncpg://postgres@127.0.0.1:55432/simpul",
         description="SQLAlchemy URL of this service's own database (asyncpg driver).",
     )
-    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_pool_size: int = Field(
+        default=20, ge=1, le=200, description="Connections per process; size it to its concurrency."
+    )
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
     kafka_client_id: str | None = None
     kafka_group_prefix: str = Field(
