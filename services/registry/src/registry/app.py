@@ -11,8 +11,9 @@ from shared.service import create_service_app
 def create_app(
     settings: RegistrySettings | None = None, *, run_relay: bool = True, run_consumers: bool = True
 ) -> FastAPI:
+    settings = settings or RegistrySettings()
     return create_service_app(
-        settings or RegistrySettings(),
+        settings,
         title="Simpul Registry (DTSEN)",
         description=(
             "The data function of the integrated service centre: people and households of the "
@@ -24,4 +25,6 @@ def create_app(
         consumers=CONSUMERS,
         run_relay=run_relay,
         run_consumers=run_consumers,
+        # DTSEN files are far larger than any JSON body.
+        body_limits={"/v1/imports": settings.import_max_bytes},
     )

@@ -1,48 +1,47 @@
-"""A small demo data set for the embedded runner: a few families in Kota Bengkulu (1771)."""
+"""Demo data for the embedded runner: synthetic households of Kota Bengkulu (1771).
+
+``python -m registry seed`` generates :data:`DEMO_HOUSEHOLDS` households with
+:mod:`registry.generator` (fixed seed, so always the same NIKs and KKs) and applies them
+through the BPS reconciliation pipeline as a *delta* file, the path real data takes: rows are
+validated, written set-based, versioned, and every new household and person gets its
+``registered`` event in the outbox. Running it again changes nothing and emits nothing, since
+the reconciliation writes only what differs.
+"""
 
 from __future__ import annotations
 
-from datetime import date
+import logging
+import tempfile
+from pathlib import Path
 
-from sqlalchemy import select
-
-from registry import service
-from registry.models import Person
-from registry.schemas import PersonCreate
+from registry.generator import generate_households, write_csv
+from registry.reconciliation import ImportSummary, import_file
 from registry.settings import RegistrySettings
-from shared.auth import Caller
-from shared.db import create_engine, create_sessionmaker, session_scope
 
-SEED_CALLER = Caller(subject="demo-seed", agency="KEMENSOS", scopes=frozenset({"registry:write"}))
+__all__ = ["DEMO_HOUSEHOLDS", "DEMO_REGION", "DEMO_SEED", "seed"]
 
-# Villages of Kecamatan Selebar (177101), Kota Bengkulu
-DEMO_PEOPLE = [
-    ("1771010101850001", "Budi Santoso", date(1985, 1, 1), "M", "1771011001"),
-    ("1771015203870002", "Sri Wahyuni", date(1987, 3, 12), "F", "1771011001"),
-    ("1771012007120003", "Andi Saputra", date(2012, 7, 20), "M", "1771011001"),
-    ("1771014811150004", "Putri Lestari", date(2015, 11, 8), "F", "1771011002"),
-    ("1771011506600005", "Suparman", date(1960, 6, 15), "M", "1771011002"),
-]
+log = logging.getLogger("registry.demo")
+
+DEMO_REGION = "1771"  # Kota Bengkulu
+DEMO_HOUSEHOLDS = 150
+DEMO_SEED = 1771
 
 
-async def seed(settings: RegistrySettings) -> None:  # type: ignore[override]
-    engine = create_engine(settings.database_url, pool_size=1)
-    sessionmaker = create_sessionmaker(engine)
-    try:
-        for nik, name, born, sex, village in DEMO_PEOPLE:
-            async with session_scope(sessionmaker) as session:
-                if await session.scalar(select(Person.id).where(Person.nik == nik)) is not None:
-                    continue
-                await service.create_person(
-                    session,
-                    person_in=PersonCreate(
-                        nik=nik,
-                        full_name=name,
-                        birth_date=born,
-                        sex=sex,
-                        village_code=village,  # type: ignore[arg-type]
-                    ),
-                    caller=SEED_CALLER,
-                )
-    finally:
-        await engine.dispose()
+async def seed(settings: RegistrySettings) -> ImportSummary:
+    with tempfile.TemporaryDirectory(prefix="simpul-demo-") as folder:
+        path = Path(folder) / f"demo_{DEMO_REGION}_seed{DEMO_SEED}.csv"
+        rows = write_csv(path, generate_households(DEMO_REGION, DEMO_HOUSEHOLDS, seed=DEMO_SEED))
+        summary = await import_file(settings.database_url, path, mode="delta", agency="KEMENSOS")
+    log.info(
+        "registry.demo.seeded",
+        extra={
+            "rows": rows,
+            "changed": summary.changed_rows,
+            "invalid": summary.invalid_rows,
+            "events": summary.events_emitted,
+            "status": summary.status,
+        },
+    )
+    if summary.status != "completed" or summary.invalid_rows or summary.batches_failed:
+        raise RuntimeError(f"the demo import did not apply cleanly: {summary}")
+    return summary

@@ -4,6 +4,22 @@ event reflects: a consumer that sees an older version than it holds can ignore i
 
 Payloads carry the registry's ids, never the NIK, the KK number or the name: consumers that need
 more ask through the audited REST lookups.
+
+Which events a change emits (each under the key of the aggregate it concerns, all in the
+change's own transaction; a change that changes nothing emits nothing):
+
+* person registered / updated / died / moved: one ``registry.person.*`` event on the person.
+* household registered / updated: one event on the household; a decile change is its own
+  ``decile_changed`` event (with ``previous_decile``), so a PATCH of both emits both, carrying the
+  same row version.
+* split: ``household.registered`` for the new card, ``person.moved`` for every member who left
+  (``from_household_id`` = the old card), then ``household.split`` on the old card.
+* merge: ``person.moved`` for every living member of the absorbed card, ``household.updated``
+  (``changed: ["status"]``, status ``dissolved``) on the absorbed card, then ``household.merged``
+  on the card that remains.
+
+So a consumer that follows only person events (programs' eligibility facts) sees every change of
+household membership, and one that follows households sees every card appear and end.
 """
 
 from __future__ import annotations
@@ -30,6 +46,7 @@ HOUSEHOLD_MERGED = "registry.household.merged.v1"
 
 VillageCode = Field(pattern=r"^[0-9]{10}$", examples=["1771011001"])
 Status = Literal["alive", "deceased", "moved"]
+DeathSource = Literal["dukcapil", "health_facility", "facilitator", "family", "bps_reconciliation"]
 
 
 class PersonSnapshot(BaseModel):
@@ -43,6 +60,7 @@ class PersonSnapshot(BaseModel):
     birth_date: date
     sex: Literal["M", "F"]
     status: Status
+    relationship: str = Field(default="other", description="Relationship to the head of the KK")
     disability: str = "none"
     version: int = Field(ge=1, default=1)
 
@@ -61,6 +79,7 @@ class PersonDied(PersonSnapshot):
     """Death recorded (from Dukcapil, a facilitator or a BPS reconciliation)."""
 
     death_date: date
+    source: DeathSource | None = Field(default=None, description="Who reported the death")
 
 
 class PersonMoved(PersonSnapshot):

@@ -7,9 +7,11 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     SmallInteger,
     String,
@@ -193,3 +195,57 @@ class CorrectionRequest(TimestampMixin, Base):
     region_code: Mapped[str] = mapped_column(String(10), index=True)
     summary: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20), default="open", server_default="open")
+
+
+# BPS reconciliation imports (reconciliation.py; format and semantics in RECONCILIATION.md).
+IMPORT_MODES = ("delta", "snapshot")
+IMPORT_STATUSES = ("queued", "running", "completed", "failed")
+
+
+class ImportBatch(TimestampMixin, Base):
+    """One DTSEN snapshot or delta file and what importing it did; counters follow each batch."""
+
+    __tablename__ = "import_batch"
+    __table_args__ = (
+        CheckConstraint(_in("mode", IMPORT_MODES), name="mode_values"),
+        CheckConstraint(_in("status", IMPORT_STATUSES), name="status_values"),
+        CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name="sha256_format"),
+        Index("ix_import_batch_created_by_created_at", "created_by", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    filename: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(10), default="queued", server_default="queued")
+    created_by: Mapped[str] = mapped_column(Text, comment="agency of the token (or the CLI's)")
+    total_rows: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    valid_rows: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    invalid_rows: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    changed_rows: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    unchanged_rows: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    moved_out: Mapped[int] = mapped_column(
+        default=0, server_default=text("0"), comment="snapshot: members missing from their KK"
+    )
+    events_emitted: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    event_counts: Mapped[dict[str, int]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
+    batches_total: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    batches_failed: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    failure: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ImportRowError(Base):
+    """A row of an import that was not applied: its line, the field and why."""
+
+    __tablename__ = "import_error"
+    __table_args__ = (Index("ix_import_error_batch_id_line", "batch_id", "line"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    batch_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("import_batch.id", ondelete="CASCADE"))
+    line: Mapped[int]
+    field: Mapped[str] = mapped_column(Text, default="", server_default="")
+    reason: Mapped[str] = mapped_column(Text)

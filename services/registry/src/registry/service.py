@@ -3,72 +3,44 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.errors import (
-    InvalidNik,
-    NikAlreadyRegistered,
-    OutsideRegion,
-    PersonNotFound,
-    RegionNotFound,
-    UnknownRegion,
+from registry import changes
+from registry.errors import HouseholdNotFound, PersonNotFound, RegionNotFound
+from registry.models import (
+    CorrectionRequest,
+    Household,
+    HouseholdVersion,
+    Person,
+    PersonVersion,
+    Region,
+    audit_log,
 )
-from registry.events import PERSON_REGISTERED, PERSON_TOPIC, SOURCE, PersonRegistered
-from registry.models import CorrectionRequest, Person, Region, audit_log
-from registry.nik import nik_problems
-from registry.schemas import PersonCreate
+from registry.projection import projection_for
+from registry.schemas import PersonCreate, VersionRead
 from shared.audit import record_read
 from shared.auth import Caller
-from shared.outbox import add_event
 
-__all__ = ["create_person", "get_person", "get_region", "open_correction_request"]
+__all__ = [
+    "create_person",
+    "get_person",
+    "get_region",
+    "household_history",
+    "open_correction_request",
+    "person_history",
+]
 
 
 async def create_person(
     session: AsyncSession, *, person_in: PersonCreate, caller: Caller
 ) -> Person:
-    if not caller.may_see(person_in.village_code):
-        raise OutsideRegion(f"village {person_in.village_code} is outside your regions")
-    problems = nik_problems(person_in.nik, birth_date=person_in.birth_date, sex=person_in.sex)
-    if problems:
-        raise InvalidNik("; ".join(problems), field="nik")
-    village = await session.get(Region, person_in.village_code)
-    if village is None or village.level != 4:
-        raise UnknownRegion(
-            f"village code {person_in.village_code} does not exist", field="village_code"
-        )
-    if await session.get(Region, person_in.nik[:6]) is None:
-        raise InvalidNik(f"NIK district code {person_in.nik[:6]} does not exist", field="nik")
-    if await session.scalar(select(Person.id).where(Person.nik == person_in.nik)) is not None:
-        raise NikAlreadyRegistered()
-    person = Person(id=uuid.uuid4(), status="alive", **person_in.model_dump())
-    session.add(person)
-    try:
-        await session.flush()
-    except IntegrityError as exc:  # a concurrent registration of the same NIK won the race
-        raise NikAlreadyRegistered() from exc
-    await session.refresh(person)
-    await add_event(
-        session,
-        source=SOURCE,
-        topic=PERSON_TOPIC,
-        key=str(person.id),
-        type=PERSON_REGISTERED,
-        data=PersonRegistered(
-            person_id=person.id,
-            household_id=person.household_id,
-            village_code=person.village_code,
-            birth_date=person.birth_date,
-            sex=person.sex,  # type: ignore[arg-type]
-            status=person.status,  # type: ignore[arg-type]
-            disability=person.disability,
-            version=person.version,
-        ),
-    )
-    return person
+    """Register a person (see :func:`registry.changes.register_person`)."""
+    return await changes.register_person(session, person_in=person_in, caller=caller)
 
 
 async def get_person(
@@ -113,3 +85,87 @@ async def open_correction_request(
             summary=summary,
         )
     )
+
+
+def _project(data: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]:
+    """A stored version cut down to what the caller's scopes reveal (registry.projection)."""
+    shown = {name: data[name] for name in fields if name in data}
+    if "birth_year" in fields and data.get("birth_date"):
+        shown["birth_year"] = int(str(data["birth_date"])[:4])
+    return shown
+
+
+def _versions(
+    rows: Sequence[PersonVersion | HouseholdVersion], fields: Sequence[str]
+) -> list[VersionRead]:
+    return [
+        VersionRead(
+            version=row.version,
+            valid_from=row.valid_from,
+            valid_to=row.valid_to,
+            data=_project(row.data, fields),
+        )
+        for row in rows
+    ]
+
+
+async def person_history(
+    session: AsyncSession,
+    *,
+    person_id: uuid.UUID,
+    caller: Caller,
+    purpose: str,
+    as_of: datetime | None = None,
+) -> list[VersionRead]:
+    """Every version of a person, or the one valid at ``as_of`` (audited, projected by scope)."""
+    person = await session.get(Person, person_id)
+    if person is None or not caller.may_see(person.village_code):
+        raise PersonNotFound()
+    statement = select(PersonVersion).where(PersonVersion.person_id == person_id)
+    if as_of is not None:
+        statement = statement.where(
+            PersonVersion.valid_from <= as_of,
+            or_(PersonVersion.valid_to.is_(None), PersonVersion.valid_to > as_of),
+        )
+    rows = (await session.scalars(statement.order_by(PersonVersion.version))).all()
+    await record_read(
+        session,
+        audit_log,
+        caller=caller,
+        purpose=purpose,
+        action="read_history",
+        resource_type="person",
+        resource_ids=[str(person_id)],
+    )
+    return _versions(rows, projection_for(caller.scopes).person_fields)
+
+
+async def household_history(
+    session: AsyncSession,
+    *,
+    household_id: uuid.UUID,
+    caller: Caller,
+    purpose: str,
+    as_of: datetime | None = None,
+) -> list[VersionRead]:
+    """Every version of a family card, or the one valid at ``as_of`` (audited, projected)."""
+    household = await session.get(Household, household_id)
+    if household is None or not caller.may_see(household.village_code):
+        raise HouseholdNotFound()
+    statement = select(HouseholdVersion).where(HouseholdVersion.household_id == household_id)
+    if as_of is not None:
+        statement = statement.where(
+            HouseholdVersion.valid_from <= as_of,
+            or_(HouseholdVersion.valid_to.is_(None), HouseholdVersion.valid_to > as_of),
+        )
+    rows = (await session.scalars(statement.order_by(HouseholdVersion.version))).all()
+    await record_read(
+        session,
+        audit_log,
+        caller=caller,
+        purpose=purpose,
+        action="read_history",
+        resource_type="household",
+        resource_ids=[str(household_id)],
+    )
+    return _versions(rows, projection_for(caller.scopes).household_fields)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from registry.api import persons, regions
+from registry.api import households, imports, lookups, persons, regions, statistics
 
 router = APIRouter()
-for module in (persons, regions):
+for module in (persons, regions, lookups, households, statistics, imports):
     router.include_router(module.router)
 
 __all__ = ["router"]
