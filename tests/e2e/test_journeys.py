@@ -47,11 +47,9 @@ async def register(simpul: Simpul, headers: dict[str, str]) -> dict[str, Any]:
 
 
 async def fact_of(simpul: Simpul, person_id: str, headers: dict[str, str]) -> dict[str, Any] | None:
-    response = await simpul.programs.client.get(
-        "/v1/person-facts", params={"region": VILLAGE, "limit": 500}, headers=headers
-    )
-    assert response.status_code == 200
-    return next((f for f in response.json()["items"] if f["person_id"] == person_id), None)
+    response = await simpul.programs.client.get(f"/v1/person-facts/{person_id}", headers=headers)
+    assert response.status_code in (200, 404), response.text
+    return response.json() if response.status_code == 200 else None
 
 
 class TestRegistryToPrograms:
@@ -92,6 +90,27 @@ class TestRegistryToPrograms:
             response.json()["id"],
         )
         assert staged[0]["tp"].split("-")[1] == trace_id
+
+    async def test_programs_follows_a_death_recorded_in_the_registry(
+        self, simpul: Simpul, auth_header: Callable[..., dict[str, str]]
+    ) -> None:
+        headers = auth_header()
+        person = await register(simpul, headers)
+        await eventually(
+            lambda: fact_of(simpul, person["id"], headers), what="programs learns of the person"
+        )
+        died = await simpul.registry.client.post(
+            f"/v1/persons/{person['id']}/death",
+            json={"death_date": date.today().isoformat(), "source": "dukcapil"},
+            headers=headers,
+        )
+        assert died.status_code == 200, died.text
+
+        async def deceased() -> dict[str, Any] | None:
+            fact = await fact_of(simpul, person["id"], headers)
+            return fact if fact and fact["status"] == "deceased" else None
+
+        await eventually(deceased, what="programs' read model follows the death")
 
     async def test_an_unknown_person_cannot_be_enrolled(
         self, simpul: Simpul, auth_header: Callable[..., dict[str, str]]

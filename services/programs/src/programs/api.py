@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
 from programs import service
-from programs.errors import AlreadyEnrolled, EnrolmentNotFound, PersonNotKnown
-from programs.schemas import EnrolmentCreate, EnrolmentRead, PersonFactPage
+from programs.errors import AlreadyEnrolled, EnrolmentNotFound, PersonFactNotFound, PersonNotKnown
+from programs.schemas import EnrolmentCreate, EnrolmentRead, PersonFactPage, PersonFactRead
 from shared.auth import Caller, require_scope
 from shared.errors import Forbidden, Unauthorized, problem_responses
 from shared.idempotency import IdempotencyDep, IdempotencyKeyConflict, IdempotencyKeyInFlight
@@ -63,6 +63,26 @@ async def read_enrolment(
     """Read one enrolment."""
     enrolment = await service.get_enrolment(session, enrolment_id=enrolment_id, caller=caller)
     return EnrolmentRead.model_validate(enrolment)
+
+
+@router.get(
+    "/person-facts/{person_id}",
+    response_model=PersonFactRead,
+    tags=["read model"],
+    responses=problem_responses(Unauthorized, Forbidden, PersonFactNotFound),
+)
+async def read_person_fact(
+    person_id: uuid.UUID,
+    session: SessionDep,
+    caller: Reader,
+    purpose: Annotated[
+        str, Query(min_length=3, max_length=200, description="Why you read this fact (audited)")
+    ] = "programme monitoring",
+) -> PersonFactRead:
+    """One registry fact programs has received by events."""
+    return await service.get_person_fact(
+        session, person_id=person_id, caller=caller, purpose=purpose
+    )
 
 
 @router.get(

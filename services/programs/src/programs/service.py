@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from programs.errors import AlreadyEnrolled, EnrolmentNotFound, PersonNotKnown
+from programs.errors import AlreadyEnrolled, EnrolmentNotFound, PersonFactNotFound, PersonNotKnown
 from programs.events import ENROLMENT_CREATED, ENROLMENT_TOPIC, SOURCE, EnrolmentCreated
 from programs.models import Enrolment, PersonFact, ReferralFact, audit_log
 from programs.schemas import EnrolmentCreate, PersonFactRead
@@ -21,6 +21,7 @@ from shared.outbox import add_event
 __all__ = [
     "apply_person_fact",
     "create_enrolment",
+    "get_person_fact",
     "get_enrolment",
     "list_person_facts",
     "record_referral",
@@ -76,6 +77,23 @@ async def get_enrolment(
     return enrolment
 
 
+async def get_person_fact(
+    session: AsyncSession, *, person_id: uuid.UUID, caller: Caller, purpose: str
+) -> PersonFactRead:
+    facts, _ = await list_person_facts(
+        session,
+        caller=caller,
+        purpose=purpose,
+        region_prefix=None,
+        after=None,
+        limit=1,
+        person_id=person_id,
+    )
+    if not facts:
+        raise PersonFactNotFound()
+    return facts[0]
+
+
 async def list_person_facts(
     session: AsyncSession,
     *,
@@ -84,6 +102,7 @@ async def list_person_facts(
     region_prefix: str | None,
     after: uuid.UUID | None,
     limit: int,
+    person_id: uuid.UUID | None = None,
 ) -> tuple[list[PersonFactRead], uuid.UUID | None]:
     """Keyset page of facts inside the caller's regions, ordered by person id."""
     referrals = (
@@ -103,6 +122,8 @@ async def list_person_facts(
         query = query.where(PersonFact.village_code.startswith(region_prefix))
     if after is not None:
         query = query.where(PersonFact.person_id > after)
+    if person_id is not None:
+        query = query.where(PersonFact.person_id == person_id)
     rows = (await session.execute(query)).all()
     visible = [
         PersonFactRead.model_validate(fact).model_copy(update={"referral_count": count})
