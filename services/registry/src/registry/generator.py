@@ -57,6 +57,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO
 
+from registry.reconciliation import COLUMNS
 from registry.regions import villages_in
 
 __all__ = [
@@ -80,29 +81,8 @@ __all__ = [
 POVERTY_CSV = Path(__file__).parent / "data" / "bps_poverty_by_province.csv"
 PERIOD = "2025-09"
 AS_OF = date(2025, 9, 30)
-CSV_COLUMNS = (
-    "kk",
-    "village_code",
-    "address",
-    "decile",
-    "floor",
-    "wall",
-    "roof",
-    "water",
-    "sanitation",
-    "electricity",
-    "house_fit",
-    "nik",
-    "full_name",
-    "birth_date",
-    "sex",
-    "relationship",
-    "status",
-    "death_date",
-    "disability",
-    "education",
-    "occupation",
-)
+# The file format is the reconciliation import's: written here, read there.
+CSV_COLUMNS = COLUMNS
 
 
 @dataclass(frozen=True, slots=True)
