@@ -10,25 +10,12 @@ import asyncpg
 import pytest
 
 from complaints.settings import ComplaintsSettings
-from shared.db import sync_url
-from shared.testing import RunningService, eventually
+from shared.testing import RunningService, eventually, fetch, without_instance
 
 from .factories import OTHER_REGENCY_VILLAGE, VILLAGE, complaint_body
 
 PROBLEM = "application/problem+json"
 AuthHeader = Callable[..., dict[str, str]]
-
-
-async def fetch(settings: ComplaintsSettings, sql: str, *args: object) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(sync_url(settings.database_url))
-    try:
-        return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
-
-
-def without_instance(body: dict[str, object]) -> dict[str, object]:
-    return {k: v for k, v in body.items() if k != "instance"}
 
 
 class TestFileComplaint:

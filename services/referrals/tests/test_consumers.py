@@ -9,10 +9,9 @@ import asyncpg
 import pytest
 
 from referrals.settings import ReferralsSettings
-from shared.db import sync_url
 from shared.envelope import new_event, to_kafka
 from shared.kafka import create_producer
-from shared.testing import RunningService, eventually
+from shared.testing import RunningService, eventually, fetch
 
 from .factories import VILLAGE
 
@@ -20,14 +19,6 @@ pytestmark = pytest.mark.broker
 
 TOPIC = "complaints.complaint.v1"
 FILED = "complaints.complaint.filed.v1"
-
-
-async def fetch(settings: ReferralsSettings, sql: str, *args: object) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(sync_url(settings.database_url))
-    try:
-        return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
 
 
 def complaint(**overrides: Any) -> dict[str, Any]:

@@ -12,19 +12,11 @@ import pytest
 
 from registry.settings import RegistrySettings
 from shared.db import sync_url
-from shared.testing import RunningService
+from shared.testing import RunningService, fetch
 
 from .factories import OTHER_REGENCY_VILLAGE, make_nik, person_body
 
 PROBLEM = "application/problem+json"
-
-
-async def fetch(settings: RegistrySettings, sql: str, *args: object) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(sync_url(settings.database_url))
-    try:
-        return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
 
 
 class TestCreatePerson:

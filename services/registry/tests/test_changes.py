@@ -10,14 +10,12 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any, get_args
 
-import asyncpg
 import pytest
 
 from registry import models, schemas
 from registry.nik import kk_problems
 from registry.settings import RegistrySettings
-from shared.db import sync_url
-from shared.testing import RunningService
+from shared.testing import RunningService, fetch
 
 from .factories import OTHER_REGENCY_VILLAGE, VILLAGE, person_body
 
@@ -45,14 +43,6 @@ def household_body(**overrides: Any) -> dict[str, Any]:
         "roof": "zinc",
         **overrides,
     }
-
-
-async def fetch(settings: RegistrySettings, sql: str, *args: object) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(sync_url(settings.database_url))
-    try:
-        return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
 
 
 async def events(settings: RegistrySettings, key: str) -> list[tuple[str, str, dict[str, Any]]]:

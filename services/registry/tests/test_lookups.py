@@ -21,8 +21,7 @@ from registry.projection import (
     PersonView,
 )
 from registry.settings import RegistrySettings
-from shared.db import sync_url
-from shared.testing import RunningService
+from shared.testing import RunningService, fetch, without_instance
 
 from .factories import DISTRICT, OTHER_REGENCY_VILLAGE, VILLAGE, make_nik, person_body
 
@@ -57,14 +56,6 @@ PURPOSE = {"purpose": "PBI-JK eligibility check"}
 ALL_READ = [READ, IDENTITY, SOCIOECONOMIC]
 
 
-async def fetch(settings: RegistrySettings, sql: str, *args: object) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(sync_url(settings.database_url))
-    try:
-        return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
-
-
 def unknown_nik() -> str:
     """A well-formed NIK nobody registered (serial 0000 is never issued)."""
     return make_nik(birth_date=date(1960, 1, 1), sex="M", serial=0)
@@ -82,10 +73,6 @@ def make_kk(village: str = VILLAGE) -> str:
     """A random KK number of the village's district (district + DDMMYY + serial)."""
     issued = date(random.randint(2010, 2025), random.randint(1, 12), random.randint(1, 28))
     return f"{village[:6]}{issued:%d%m%y}{random.randint(1, 9999):04d}"
-
-
-def without_instance(problem: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in problem.items() if key != "instance"}
 
 
 async def insert_household(

@@ -15,15 +15,13 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from registry.events import PUBLISHED
 from registry.reconciliation import COLUMNS, ImportSummary, import_file
 from registry.settings import RegistrySettings
-from shared.db import sync_url
 from shared.envelope import CloudEvent
-from shared.testing import RunningService, eventually
+from shared.testing import RunningService, eventually, fetch
 
 from .factories import DISTRICT, OTHER_REGENCY_VILLAGE, VILLAGE, make_nik
 
@@ -134,14 +132,6 @@ def write(tmp_path: Path, data: bytes) -> Path:
 
 
 # ---------------------------------------------------------------------------- database probes
-
-
-async def fetch(settings: RegistrySettings, sql: str, *args: object) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(sync_url(settings.database_url))
-    try:
-        return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
 
 
 async def ids_of(settings: RegistrySettings, cards: Iterable[Card]) -> dict[str, str]:

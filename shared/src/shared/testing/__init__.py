@@ -11,7 +11,17 @@ from shared.testing.harness import (
     DatabaseServer,
     RunningService,
     eventually,
+    fetch,
     running_service,
+    without_instance,
 )
 
-__all__ = ["BrokerHandle", "DatabaseServer", "RunningService", "eventually", "running_service"]
+__all__ = [
+    "BrokerHandle",
+    "DatabaseServer",
+    "RunningService",
+    "eventually",
+    "fetch",
+    "running_service",
+    "without_instance",
+]

@@ -17,12 +17,15 @@ import asyncpg
 import httpx
 from fastapi import FastAPI
 
+from shared.db import sync_url
 from shared.embedded import EmbeddedPostgres, EmbeddedTansu, free_port
 from shared.migrations import upgrade
-from shared.settings import BrokerProfile
+from shared.settings import BrokerProfile, SharedSettings
 
 __all__ = [
     "BrokerHandle",
+    "fetch",
+    "without_instance",
     "DatabaseServer",
     "RunningService",
     "eventually",
@@ -193,3 +196,18 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {within} s")
         await asyncio.sleep(interval)
+
+
+async def fetch(settings: SharedSettings, sql: str, *args: object) -> list[asyncpg.Record]:
+    """Rows of ``sql`` on a service's own database, read beside the app (what tests check)."""
+    conn = await asyncpg.connect(sync_url(settings.database_url))
+    try:
+        rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+        return rows
+    finally:
+        await conn.close()
+
+
+def without_instance(problem: dict[str, Any]) -> dict[str, Any]:
+    """A problem body without its ``instance``, to compare two answers for different paths."""
+    return {key: value for key, value in problem.items() if key != "instance"}
