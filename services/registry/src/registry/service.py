@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry import changes
 from registry.errors import HouseholdNotFound, PersonNotFound, RegionNotFound
 from registry.models import (
     CorrectionRequest,
@@ -22,43 +21,16 @@ from registry.models import (
     audit_log,
 )
 from registry.projection import projection_for
-from registry.schemas import PersonCreate, VersionRead
+from registry.schemas import VersionRead
 from shared.audit import record_read
 from shared.auth import Caller
 
 __all__ = [
-    "create_person",
-    "get_person",
     "get_region",
     "household_history",
     "open_correction_request",
     "person_history",
 ]
-
-
-async def create_person(
-    session: AsyncSession, *, person_in: PersonCreate, caller: Caller
-) -> Person:
-    """Register a person (see :func:`registry.changes.register_person`)."""
-    return await changes.register_person(session, person_in=person_in, caller=caller)
-
-
-async def get_person(
-    session: AsyncSession, *, person_id: uuid.UUID, caller: Caller, purpose: str
-) -> Person:
-    person = await session.get(Person, person_id)
-    # Outside the caller's region reads exactly like "does not exist" (no existence oracle).
-    if person is None or not caller.may_see(person.village_code):
-        raise PersonNotFound()
-    await record_read(
-        session,
-        audit_log,
-        caller=caller,
-        purpose=purpose,
-        resource_type="person",
-        resource_ids=[str(person.id)],
-    )
-    return person
 
 
 async def get_region(session: AsyncSession, *, code: str) -> Region:

@@ -63,7 +63,7 @@ async def create_person(
     """Register a person, optionally on a family card; emits `registry.person.registered.v1`."""
     if (replay := await idempotency.begin(session, caller, person_in)) is not None:
         return replay
-    person = await service.create_person(session, person_in=person_in, caller=caller)
+    person = await changes.register_person(session, person_in=person_in, caller=caller)
     return await idempotency.finish(session, PersonRecord.model_validate(person), status_code=201)
 
 
