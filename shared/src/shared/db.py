@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import DateTime, MetaData, func, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -26,6 +27,7 @@ __all__ = [
     "TimestampMixin",
     "create_engine",
     "create_sessionmaker",
+    "create_statement_pool",
     "make_metadata",
     "session_scope",
     "sync_url",
@@ -52,14 +54,24 @@ class TimestampMixin:
     )
 
 
-def create_engine(
-    url: str, *, pool_size: int = 10, application_name: str = "simpul"
-) -> AsyncEngine:
-    """An asyncpg engine with safeguards every service role should have.
+def _server_settings(application_name: str) -> dict[str, str]:
+    """Safeguards every connection of every service role has.
 
     ``idle_in_transaction_session_timeout`` stops a forgotten transaction from holding back
     ``xmin`` (outbox bloat) and the NOTIFY queue; ``statement_timeout`` bounds any one query.
     """
+    return {
+        "application_name": application_name,
+        "idle_in_transaction_session_timeout": "60000",
+        "statement_timeout": "30000",
+        "lock_timeout": "10000",
+    }
+
+
+def create_engine(
+    url: str, *, pool_size: int = 10, application_name: str = "simpul"
+) -> AsyncEngine:
+    """An asyncpg engine with the safeguards of :func:`_server_settings`."""
     return create_async_engine(
         url,
         pool_size=pool_size,
@@ -70,14 +82,37 @@ def create_engine(
         # connections are recycled instead, and a dropped one fails one request (readiness
         # probes take a pod out while its database is away).
         pool_recycle=300,
-        connect_args={
-            "server_settings": {
-                "application_name": application_name,
-                "idle_in_transaction_session_timeout": "60000",
-                "statement_timeout": "30000",
-                "lock_timeout": "10000",
-            }
-        },
+        connect_args={"server_settings": _server_settings(application_name)},
+    )
+
+
+class _StatementConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A pooled connection that skips asyncpg's reset query on release.
+
+    The reset (``RESET ALL; UNLISTEN *; ...``) is one more round trip per checkout; the
+    connections of :func:`create_statement_pool` only ever run single statements outside any
+    transaction, so there is no session state to reset.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
+async def create_statement_pool(
+    url: str, *, size: int = 10, application_name: str = "simpul"
+) -> asyncpg.Pool:
+    """A plain asyncpg pool for hot single-statement paths that need no ORM session.
+
+    Same database, same safeguards as :func:`create_engine`; a statement run on it commits by
+    itself (autocommit), so it must be the whole unit of work.
+    """
+    return await asyncpg.create_pool(
+        sync_url(url),
+        min_size=1,
+        max_size=size,
+        max_inactive_connection_lifetime=300,
+        connection_class=_StatementConnection,
+        server_settings=_server_settings(application_name),
     )
 
 

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.middleware import Middleware
 
 from shared.auth import TokenVerifier
 from shared.consumer import ConsumerRunner, Handler, prune_inbox
@@ -216,9 +217,12 @@ def create_service_app(
     openapi_tags: list[dict[str, Any]] | None = None,
     on_startup: Callable[[ServiceRuntime], Any] | None = None,
     body_limits: Mapping[str, int] | None = None,
+    inner_middleware: Sequence[Middleware] = (),
 ) -> FastAPI:
     """The service's FastAPI app. ``body_limits`` overrides ``settings.max_body_bytes`` under
-    path prefixes (file uploads), see :class:`~shared.errors.BodySizeLimitMiddleware`."""
+    path prefixes (file uploads), see :class:`~shared.errors.BodySizeLimitMiddleware`.
+    ``inner_middleware`` run inside the tracing and body-limit middleware, right before FastAPI's
+    routing (a hot path that answers some requests itself still gets traces and metrics)."""
     runtime = ServiceRuntime(
         settings, consumers=consumers, run_relay=run_relay, run_consumers=run_consumers
     )
@@ -246,6 +250,9 @@ def create_service_app(
             audience=settings.jwt_audience,
         )
     install_problem_handlers(app)
+    # add_middleware puts each one outermost: the inner ones go first.
+    for middleware in reversed(inner_middleware):
+        app.add_middleware(middleware.cls, *middleware.args, **middleware.kwargs)
     app.add_middleware(
         BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, limits=body_limits
     )

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
 from registry import api
+from registry.api.hot_lookups import HotLookups
 from registry.consumers import CONSUMERS
 from registry.settings import RegistrySettings
 from shared.service import create_service_app
@@ -27,4 +29,11 @@ def create_app(
         run_consumers=run_consumers,
         # DTSEN files are far larger than any JSON body.
         body_limits={"/v1/imports": settings.import_max_bytes},
+        inner_middleware=[
+            Middleware(
+                HotLookups,
+                database_url=settings.database_url,
+                pool_size=settings.lookup_pool_size,
+            )
+        ],
     )

@@ -13,13 +13,15 @@ costs one SELECT and one audit INSERT, and a record outside the caller's region 
 selected: it reads exactly like one that does not exist (404 or ``not_found``, no existence
 oracle, no audit row either).
 
-The hot path is kept lean on purpose (the issue's benchmark holds HTTP lookups to a quarter of
-raw asyncpg point-selects): the statement runs on the request session's own connection through
-the asyncpg driver, with asyncpg's prepared-statement cache, and outside an explicit
-transaction — a single statement is atomic by itself, so BEGIN/COMMIT would only add two round
-trips. If the request already opened a transaction on the session, the statement simply joins
-it. Results are plain dicts (no ORM objects, no pydantic validation on the way out) that the
-API layer serialises with orjson; the response models document them.
+The statements are kept lean on purpose (the issue's benchmark holds HTTP lookups to a quarter
+of raw asyncpg point-selects): each runs on a plain asyncpg connection, with asyncpg's
+prepared-statement cache, outside an explicit transaction — a single statement is atomic by
+itself, so BEGIN/COMMIT would only add two round trips. The routes run them on the request
+session's own connection (joining its transaction if it opened one); the by-NIK lookup's common
+case runs :func:`fetch_person` on a pool of its own, without FastAPI in the way
+(:mod:`registry.api.hot_lookups`). Results are plain dicts (no ORM objects, no pydantic
+validation on the way out) that the API layer serialises with orjson; the response models
+document them.
 
 Name search is typo-tolerant through pg_trgm: ``full_name % $name`` with the GIN trigram index,
 at a similarity of ``NAME_SIMILARITY`` set with ``SET LOCAL`` semantics (``set_config(...,
@@ -33,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import asyncpg
 import orjson
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
@@ -55,6 +58,7 @@ __all__ = [
     "PersonLookupResult",
     "PersonPage",
     "PersonSearch",
+    "fetch_person",
     "household_by_kk",
     "lookup_niks",
     "person_by_id",
@@ -193,9 +197,11 @@ async def _driver(session: AsyncSession) -> Any:
 # --- lookups ----------------------------------------------------------------------------------
 
 
-async def _one_person(
-    session: AsyncSession, *, key: str, value: object, caller: Caller, purpose: str
-) -> dict[str, Any]:
+async def fetch_person(
+    connection: asyncpg.Connection, *, key: str, value: object, caller: Caller, purpose: str
+) -> dict[str, Any] | None:
+    """The one-person statement (``key`` is ``id`` or ``nik``) on any asyncpg connection: the
+    request session's, or the statement pool of :mod:`registry.api.hot_lookups`."""
     projection = projection_for(caller.scopes)
     sql = _Statement()
     where = f"p.{key} = {sql.bind(value)}" + sql.region(caller, "p.village_code")
@@ -204,10 +210,19 @@ async def _one_person(
         f" WHERE {where}), {sql.audit(caller, purpose, ('person', 'id', 'found'))}"
         " SELECT * FROM found"
     )
-    row = await (await _driver(session)).fetchrow(query, *sql.values)
-    if row is None:
+    row = await connection.fetchrow(query, *sql.values)
+    return None if row is None else dict(row)
+
+
+async def _one_person(
+    session: AsyncSession, *, key: str, value: object, caller: Caller, purpose: str
+) -> dict[str, Any]:
+    person = await fetch_person(
+        await _driver(session), key=key, value=value, caller=caller, purpose=purpose
+    )
+    if person is None:
         raise PersonNotFound()
-    return dict(row)
+    return person
 
 
 async def person_by_id(

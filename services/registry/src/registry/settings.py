@@ -24,3 +24,10 @@ class RegistrySettings(SharedSettings):
         le=1_000_000,
         description="Rows per transaction of a reconciliation import (households are never split).",
     )
+    lookup_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=200,
+        description="Connections per process of the by-NIK hot path (registry.api.hot_lookups), "
+        "beside database_pool_size.",
+    )

@@ -11,10 +11,11 @@ What it does, all on this machine (loopback only, every loop bounded in time):
    the versioning triggers firing once per COPY statement. Then VACUUM ANALYZE.
 3. (a) Baseline: raw asyncpg point-selects by NIK (``SELECT * FROM person WHERE nik = $1``) from a
    pool, ``--db-tasks`` concurrent tasks, closed loop: rate and p50/p99.
-4. Starts the registry API as a real uvicorn server with ``--workers`` processes (the app's own
-   factory with relay and consumers off, as ``python -m registry api`` builds it) and measures
+4. Starts the registry API with its production entry point, ``python -m registry api
+   --workers N`` (uvicorn, relay and consumers off), and measures
    (b) ``GET /v1/persons/by-nik/{nik}?purpose=...`` with a bearer token (EdDSA verification),
-   scope projection and one audit row per read, committed:
+   scope projection and one audit row per read, committed (served by the hot path of
+   :mod:`registry.api.hot_lookups`):
    * peak rate, closed loop: ``wrk`` if it is installed (``apt-get install wrk``), else the
      script's own keep-alive client, at a few connection counts, best kept;
    * p50/p99 at 80 % of that peak: an open-loop run at a fixed arrival rate (wrk cannot hold a
@@ -49,10 +50,8 @@ from typing import Any
 import asyncpg
 import httpx
 import uvloop
-from fastapi import FastAPI
 
 import registry
-from registry.app import create_app
 from registry.generator import (
     HOUSEHOLD_COLUMNS,
     PERSON_COLUMNS,
@@ -60,23 +59,14 @@ from registry.generator import (
     household_record,
     person_records,
 )
-from registry.settings import RegistrySettings
 from shared.auth import generate_keypair, mint_token
 from shared.embedded import EmbeddedPostgres, EmbeddedTansu, free_port, wait_for_port
 from shared.migrations import upgrade
-from shared.observability import configure_logging
 from shared.testing.plugin import service_root
 
 HERE = Path(__file__).resolve().parent
 PEOPLE_PER_HOUSEHOLD = 3.5  # a little under the generator's mean (3.6): enough households
 PURPOSE = "PBI-JK premium verification"
-
-
-def api_app() -> FastAPI:
-    """The uvicorn factory of each worker: the API alone, settings from REGISTRY_* variables."""
-    settings = RegistrySettings()
-    configure_logging(settings.log_level)
-    return create_app(settings, run_relay=False, run_consumers=False)
 
 
 # ---------------------------------------------------------------------------- figures
@@ -397,17 +387,9 @@ def run_wrk(
 def start_server(
     *, port: int, workers: int, env: dict[str, str], log_path: Path
 ) -> subprocess.Popen[bytes]:
-    if workers == 1:
-        # Exactly the production entry point.
-        command = [sys.executable, "-m", "registry", "api", "--port", str(port)]
-        command += ["--host", "127.0.0.1"]
-    else:
-        # `python -m registry api` has no --workers option: uvicorn's own CLI runs the same
-        # factory (API only) in several processes sharing one socket.
-        command = [sys.executable, "-m", "uvicorn", "bench_registry:api_app", "--factory"]
-        command += ["--app-dir", str(HERE), "--workers", str(workers)]
-        command += ["--host", "127.0.0.1", "--port", str(port)]
-        command += ["--no-access-log", "--log-level", "warning"]
+    # Exactly the production entry point (several workers share one socket).
+    command = [sys.executable, "-m", "registry", "api", "--port", str(port)]
+    command += ["--host", "127.0.0.1", "--workers", str(workers)]
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(
             command,
@@ -547,6 +529,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> list[Figure]:
             "REGISTRY_JWT_PUBLIC_KEY": public_key,
             "REGISTRY_LOG_LEVEL": "WARNING",
             "REGISTRY_DATABASE_POOL_SIZE": str(args.pool_size),
+            "REGISTRY_LOOKUP_POOL_SIZE": str(args.pool_size),
         }
         log(f"starting the API: {args.workers} worker(s) on :{port}")
         server = start_server(
@@ -675,9 +658,8 @@ def main(argv: list[str] | None = None) -> None:
         "--pool-size",
         type=int,
         default=32,
-        help="REGISTRY_DATABASE_POOL_SIZE of each worker. The default of 10 (with as many "
-        "overflow connections, closed on return) opens and closes a PostgreSQL connection per "
-        "request once more than 10 requests are in flight in a worker, and throughput collapses",
+        help="REGISTRY_DATABASE_POOL_SIZE and REGISTRY_LOOKUP_POOL_SIZE of each worker: enough "
+        "connections for the requests one worker has in flight (they queue for one otherwise)",
     )
     parser.add_argument(
         "--connections", type=int, nargs="+", default=[8, 16, 32, 64], help="peak-run connections"

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Message
 
 from shared.db import sync_url
 from shared.embedded import EmbeddedPostgres, EmbeddedTansu, free_port
@@ -24,6 +25,7 @@ from shared.settings import BrokerProfile, SharedSettings
 
 __all__ = [
     "BrokerHandle",
+    "asgi_lifespan",
     "fetch",
     "without_instance",
     "DatabaseServer",
@@ -168,9 +170,40 @@ class RunningService:
 
 
 @asynccontextmanager
+async def asgi_lifespan(app: ASGIApp) -> AsyncIterator[None]:
+    """Start and stop ``app`` through the ASGI lifespan messages, as uvicorn does, so middleware
+    that acts on them (closing a pool at shutdown) runs in tests too."""
+    to_app: asyncio.Queue[Message] = asyncio.Queue()
+    from_app: asyncio.Queue[Message] = asyncio.Queue()
+    scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
+    lifespan: asyncio.Future[None] = asyncio.ensure_future(app(scope, to_app.get, from_app.put))
+
+    async def answer(expected: str) -> None:
+        reply: asyncio.Future[Message] = asyncio.ensure_future(from_app.get())
+        either: set[asyncio.Future[Any]] = {reply, lifespan}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if not reply.done():
+            reply.cancel()
+            await lifespan  # raises what ended the app's lifespan
+            raise RuntimeError(f"the app ended its lifespan without {expected}")
+        if reply.result()["type"] != expected:
+            await lifespan
+            raise RuntimeError(f"lifespan: {reply.result()}")
+
+    await to_app.put({"type": "lifespan.startup"})
+    await answer("lifespan.startup.complete")
+    try:
+        yield
+    finally:
+        await to_app.put({"type": "lifespan.shutdown"})
+        await answer("lifespan.shutdown.complete")
+        await lifespan
+
+
+@asynccontextmanager
 async def running_service(app: FastAPI) -> AsyncIterator[RunningService]:
     """Run the app's lifespan (relay, consumers) and talk to it over ASGI, no sockets."""
-    async with app.router.lifespan_context(app):
+    async with asgi_lifespan(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield RunningService(app=app, client=client)
