@@ -680,6 +680,137 @@ class TestMove:
         assert response.json()["constraint"] == "uq_person_household_head"
 
 
+class TestHouseholdMove:
+    async def move(self, registry: Registry, household_id: str, **body: Any) -> Any:
+        return await registry.client.post(
+            f"/v1/households/{household_id}/move", json=body, headers=registry.headers
+        )
+
+    async def test_the_family_moves_together(
+        self, registry: Registry, registry_settings: RegistrySettings
+    ) -> None:
+        household, [head, spouse, child] = await registry.family(3)
+        await registry.client.post(
+            f"/v1/persons/{child['id']}/death",
+            json={"death_date": "2024-05-05", "source": "dukcapil"},
+            headers=registry.headers,
+        )
+        response = await self.move(
+            registry, household["id"], village_code=NEIGHBOUR_VILLAGE, address="Jl. Baru 1"
+        )
+        assert response.status_code == 200, response.text
+        moved = response.json()
+        assert (moved["village_code"], moved["address"], moved["kk"], moved["version"]) == (
+            NEIGHBOUR_VILLAGE,
+            "Jl. Baru 1",
+            household["kk"],
+            2,
+        )
+        for member in (head, spouse):
+            [_, (_, event_type, data)] = await events(registry_settings, member["id"])
+            assert event_type == "registry.person.moved.v1"
+            assert (data["village_code"], data["from_village_code"]) == (NEIGHBOUR_VILLAGE, VILLAGE)
+            assert data["household_id"] == data["from_household_id"] == household["id"]
+        # The dead keep the village recorded for them.
+        assert await types(registry_settings, child["id"]) == [
+            "registry.person.registered.v1",
+            "registry.person.died.v1",
+        ]
+        [*_, (_, event_type, data)] = await events(registry_settings, household["id"])
+        assert event_type == "registry.household.updated.v1"
+        assert (data["changed"], data["village_code"]) == (
+            ["address", "village_code"],
+            NEIGHBOUR_VILLAGE,
+        )
+
+    async def test_a_new_kk_when_moving_to_another_district(
+        self, registry: Registry, registry_settings: RegistrySettings, auth_header: Headers
+    ) -> None:
+        household, [head, _] = await registry.family(2)
+        new_kk = make_kk(district=OTHER_REGENCY_VILLAGE[:6])
+        response = await self.move(
+            registry, household["id"], village_code=OTHER_REGENCY_VILLAGE, address="Desa", kk=new_kk
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["kk"] == new_kk
+        [*_, (_, _, data)] = await events(registry_settings, household["id"])
+        assert data["changed"] == ["address", "kk", "village_code"]
+        by_kk = await registry.client.get(
+            f"/v1/households/by-kk/{new_kk}",
+            params={"purpose": "moved family check"},
+            headers=auth_header(scopes=["registry:read", IDENTITY]),
+        )
+        assert by_kk.status_code == 200
+        assert [m["id"] for m in by_kk.json()["members"]][0] == head["id"]
+
+    async def test_moving_to_where_it_is_changes_nothing(
+        self, registry: Registry, registry_settings: RegistrySettings
+    ) -> None:
+        household, [head, _] = await registry.family(2)
+        response = await self.move(
+            registry, household["id"], village_code=VILLAGE, address=household["address"]
+        )
+        assert (response.status_code, response.json()["version"]) == (200, 1)
+        assert await types(registry_settings, household["id"]) == [
+            "registry.household.registered.v1"
+        ]
+        assert await types(registry_settings, head["id"]) == ["registry.person.registered.v1"]
+
+    @pytest.mark.parametrize(
+        ("body", "status", "field"),
+        [
+            ({"village_code": "1771019999", "address": "x"}, 422, "village_code"),
+            ({"village_code": VILLAGE[:6], "address": "x"}, 422, "body.village_code"),
+            ({"village_code": NEIGHBOUR_VILLAGE, "address": ""}, 422, "body.address"),
+            (
+                {"village_code": NEIGHBOUR_VILLAGE, "address": "x", "kk": "1771013102240001"},
+                422,
+                "kk",
+            ),
+        ],
+    )
+    async def test_bad_moves_are_refused_and_change_nothing(
+        self,
+        registry: Registry,
+        registry_settings: RegistrySettings,
+        body: dict[str, Any],
+        status: int,
+        field: str,
+    ) -> None:
+        household, [head, _] = await registry.family(2)
+        response = await self.move(registry, household["id"], **body)
+        assert response.status_code == status, response.text
+        problem = response.json()
+        fields = [problem.get("field")] + [e["field"] for e in problem.get("errors", [])]
+        assert field in fields, problem
+        assert await types(registry_settings, head["id"]) == ["registry.person.registered.v1"]
+
+    async def test_a_kk_already_on_another_card_is_409(self, registry: Registry) -> None:
+        household, _ = await registry.family(2)
+        other = await registry.household()
+        response = await self.move(
+            registry, household["id"], village_code=VILLAGE, address="x", kk=other["kk"]
+        )
+        assert response.status_code == 409
+
+    async def test_outside_the_region(self, registry: Registry, auth_header: Headers) -> None:
+        household, _ = await registry.family(2)
+        regional = auth_header(scopes=WRITE_READ, regions=["1771"])
+        to_outside = await registry.client.post(
+            f"/v1/households/{household['id']}/move",
+            json={"village_code": OTHER_REGENCY_VILLAGE, "address": "x"},
+            headers=regional,
+        )
+        assert to_outside.status_code == 403
+        elsewhere = await registry.household(village_code=OTHER_REGENCY_VILLAGE)
+        from_outside = await registry.client.post(
+            f"/v1/households/{elsewhere['id']}/move",
+            json={"village_code": VILLAGE, "address": "x"},
+            headers=regional,
+        )
+        assert from_outside.status_code == 404
+
+
 class TestHistory:
     async def test_one_version_per_real_change_and_as_of(
         self,

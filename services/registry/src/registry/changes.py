@@ -66,6 +66,7 @@ from registry.nik import kk_problems, nik_problems
 from registry.schemas import (
     HouseholdCreate,
     HouseholdMergeRequest,
+    HouseholdMoveRequest,
     HouseholdSplitRequest,
     PersonCreate,
     PersonDeath,
@@ -437,6 +438,58 @@ async def update_household(
             HOUSEHOLD_DECILE_CHANGED,
             HouseholdDecileChanged(**facts, previous_decile=previous_decile),
         )
+    return household
+
+
+async def move_household(
+    session: AsyncSession,
+    *,
+    household_id: uuid.UUID,
+    move: HouseholdMoveRequest,
+    caller: Caller,
+) -> Household:
+    """The family moves together: the card's village and address (and its KK number when
+    Dukcapil issued a new one), and the village of every living member.
+
+    Emits ``registry.person.moved.v1`` for each living member whose village changes, then
+    ``registry.household.updated.v1`` (``changed`` names what changed) on the card. Members who
+    had left the address or died keep the village recorded for them. Nothing changed: nothing
+    emitted, same version.
+    """
+    household = await _household_for_change(session, household_id, caller)
+    await _village(session, move.village_code, caller, field="village_code")
+    target = {"village_code": move.village_code, "address": move.address}
+    if move.kk is not None and move.kk != household.kk:
+        await _check_new_kk(session, move.kk)
+        target["kk"] = move.kk
+    changed = {k: v for k, v in target.items() if getattr(household, k) != v}
+    if not changed:
+        return household
+    moving = [
+        member
+        for member in await _locked_members(session, household.id)
+        if member.village_code != move.village_code
+    ]
+    came_from = {member.id: member.village_code for member in moving}
+    for name, value in changed.items():
+        setattr(household, name, value)
+    for member in moving:
+        member.village_code = move.village_code
+    await _flush(session, household_id=household.id)
+    for member in moving:
+        await session.refresh(member)
+        moved = PersonMoved(
+            **_person_facts(member),
+            from_village_code=came_from[member.id],
+            from_household_id=household.id,
+        )
+        await _emit_person(session, PERSON_MOVED, moved)
+    await session.refresh(household)
+    await _emit_household(
+        session,
+        HOUSEHOLD_UPDATED,
+        HouseholdUpdated(**_household_facts(household), changed=sorted(changed)),
+    )
     return household
 
 

@@ -18,6 +18,10 @@ change's own transaction; a change that changes nothing emits nothing):
   (``changed: ["status"]``, status ``dissolved``) on the absorbed card, then ``household.merged``
   on the card that remains.
 
+* household move (the whole family): ``person.moved`` for every living member whose village
+  changes (``from_household_id`` = the same card), then ``household.updated`` on the card
+  (``changed`` names ``village_code``, ``address``, ``kk``).
+
 So a consumer that follows only person events (programs' eligibility facts) sees every change of
 household membership, and one that follows households sees every card appear and end.
 """

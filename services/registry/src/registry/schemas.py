@@ -243,6 +243,34 @@ Relationships = Annotated[
 ]
 
 
+class HouseholdMoveRequest(BaseModel):
+    """The whole family moves: the card and its living members get the new village."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {"village_code": "1771031003", "address": "Jl. Kinibalu No. 4, RT 02 RW 01"},
+                {
+                    "village_code": "1701012001",
+                    "address": "Desa Batu Ampar, RT 01",
+                    "kk": "1701011510260004",
+                },
+            ]
+        },
+    )
+
+    village_code: str = Field(pattern=VILLAGE_PATTERN, description="The village moved to")
+    address: str = Field(min_length=1, max_length=500, description="The new address")
+    kk: str | None = Field(
+        default=None,
+        pattern=KK_PATTERN,
+        description="The new KK number when Dukcapil issued one (a move to another district "
+        "does); default: the card keeps its number",
+    )
+
+
 class HouseholdSplitRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",

@@ -31,6 +31,7 @@ from registry.schemas import (
     HouseholdHistory,
     HouseholdMember,
     HouseholdMergeRequest,
+    HouseholdMoveRequest,
     HouseholdRecord,
     HouseholdSplitRequest,
     HouseholdSplitResult,
@@ -95,6 +96,42 @@ async def update_household(
         session, household_id=household_id, changes=household_in.changes(), caller=caller
     )
     return await _record(session, household)
+
+
+@router.post(
+    "/households/{household_id}/move",
+    response_model=HouseholdRecord,
+    responses=problem_responses(
+        Unauthorized,
+        Forbidden,
+        OutsideRegion,
+        HouseholdNotFound,
+        HouseholdDissolved,
+        UnknownRegion,
+        InvalidKk,
+        KkAlreadyRegistered,
+        *IDEMPOTENCY,
+    ),
+)
+async def move_household(
+    household_id: uuid.UUID,
+    move: HouseholdMoveRequest,
+    session: SessionDep,
+    caller: Writer,
+    idempotency: IdempotencyDep,
+) -> JSONResponse:
+    """The whole family moves to another village (with a new KK number when Dukcapil issued one).
+
+    Emits `registry.person.moved.v1` per living member, then `registry.household.updated.v1`
+    (`changed`: `village_code`, `address`, `kk`) on the card. Members who had left or died keep
+    their recorded village. To move one person, use `POST /v1/persons/{id}/move`.
+    """
+    if (replay := await idempotency.begin(session, caller, move)) is not None:
+        return replay
+    household = await changes.move_household(
+        session, household_id=household_id, move=move, caller=caller
+    )
+    return await idempotency.finish(session, await _record(session, household), status_code=200)
 
 
 @router.post(
