@@ -200,6 +200,7 @@ PUBLIC_NAMES = {
         "outbox_table",
     ],
     "shared.service": [
+        "BackgroundWorker",
         "ConsumerSpec",
         "ServiceRuntime",
         "SessionDep",

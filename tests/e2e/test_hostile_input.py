@@ -1,6 +1,9 @@
 """Every creating endpoint of every service, fed malformed, mistyped, unknown and oversized input:
 always a 4xx problem+json that names the problem, never a 500. Endpoints are found from each
-service's own OpenAPI document, so a new POST is covered without touching this file."""
+service's own OpenAPI document, so a new POST is covered without touching this file.
+
+The registry's SPDCI routes (``/spdci/...``) answer in the standard's own envelope instead of
+problem+json: they get their own hostile-input test below."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from .conftest import Simpul
 
 PROBLEM = "application/problem+json"
 SERVICES = ("registry", "programs", "referrals", "complaints")
+SPDCI = "/spdci/"
 
 
 def creating_operations(
@@ -24,7 +28,7 @@ def creating_operations(
     spec = service.app.openapi()
     for path, operations in spec["paths"].items():
         post = operations.get("post")
-        if post is None or "{" in path or "requestBody" not in post:
+        if post is None or "{" in path or "requestBody" not in post or path.startswith(SPDCI):
             continue
         if "application/json" not in post["requestBody"]["content"]:
             continue  # uploads (multipart) have their own tests
@@ -80,7 +84,9 @@ class TestHostileInput:
                 response = await service.client.post(path, json=body, headers=everything)
                 assert response.status_code == 422, (path, field, response.text)
                 assert response.headers["content-type"] == PROBLEM
-                assert f"body.{field}" in [e["field"] for e in response.json()["errors"]], (
+                named = [e["field"] for e in response.json()["errors"]]
+                # A mapping field names the entry inside it (body.public_keys.nested).
+                assert any(n == f"body.{field}" or n.startswith(f"body.{field}.") for n in named), (
                     response.text
                 )
 
@@ -123,3 +129,44 @@ async def test_nul_characters_in_text_are_refused_not_a_server_error(
                 path, json={**example, field: "Siti\u0000Aminah"}, headers=everything
             )
             assert 400 <= response.status_code < 500, (path, field, response.text)
+
+
+def spdci_operations(service: RunningService) -> list[str]:
+    return [
+        path
+        for path, operations in service.app.openapi()["paths"].items()
+        if path.startswith(SPDCI) and "post" in operations
+    ]
+
+
+async def test_spdci_routes_refuse_hostile_input_in_the_standards_envelope(
+    simpul: Simpul, everything: dict[str, str]
+) -> None:
+    """Malformed, mistyped, incomplete and oversized messages: a 4xx whose body is the spec's
+    ``Response`` with ``ack_status: ERR`` and an ``err.*`` code that names the problem."""
+    service = simpul.registry
+    paths = spdci_operations(service)
+    assert paths, "the registry documents no SPDCI route"
+    padding = "x" * (service.app.state.settings.max_body_bytes + 1)
+    hostile: list[bytes] = [
+        b'{"a": ',
+        b"\xff\xfe",
+        b"null",
+        b"[]",
+        b"{}",
+        b'{"header": "not an object", "message": {}}',
+        b'{"header": {"message_id": ["x"]}, "message": 7}',
+        b'{"header": {}, "message": {}, "padding": "' + padding.encode() + b'"}',
+    ]
+    for path in paths:
+        for raw in hostile:
+            response = await service.client.post(
+                path, content=raw, headers={**everything, "content-type": "application/json"}
+            )
+            assert 400 <= response.status_code < 500, (path, raw[:40], response.text)
+            if response.status_code == 413:
+                continue  # the body limit answers before the route: problem+json
+            error = response.json()["message"]
+            assert error["ack_status"] == "ERR", (path, raw[:40], response.text)
+            assert error["error"]["code"].startswith("err."), response.text
+            assert error["error"]["message"], response.text

@@ -1,3 +1,4 @@
+import registry.dci.models  # noqa: F401  (the SPDCI tables live on the same MetaData)
 from registry.models import metadata
 from registry.settings import RegistrySettings
 from shared.migrations import run_env

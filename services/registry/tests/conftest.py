@@ -23,7 +23,12 @@ async def registry_settings(
             broker=broker,
             public_key=jwt_keys[1],
             group_prefix=f"t{uuid.uuid4().hex[:6]}-",
-        )
+        ),
+        # SPDCI callbacks: look for work often and retry soon, so the tests wait little.
+        dci_worker_poll_seconds=0.1,
+        dci_callback_backoff_seconds=0.3,
+        dci_callback_max_attempts=4,
+        dci_callback_timeout_seconds=5.0,
     )
 
 

@@ -49,6 +49,7 @@ DEVELOPMENT_SCOPES = (
     "registry:write",
     "registry:import",
     "registry:stats",
+    "registry:admin",
     "programs:read",
     "programs:enrol",
     "referrals:read",

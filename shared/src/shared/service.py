@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -36,6 +36,7 @@ from shared.outbox import OutboxRelay
 from shared.settings import SharedSettings
 
 __all__ = [
+    "BackgroundWorker",
     "ConsumerSpec",
     "ServiceRuntime",
     "SessionDep",
@@ -56,12 +57,18 @@ class ConsumerSpec:
     handlers: Mapping[str, Handler[Any]]
 
 
+# A service's own loop that runs next to the outbox relay (e.g. outbound webhooks): it gets the
+# runtime (sessionmaker, settings) and must return soon after ``runtime.stopping`` is set.
+BackgroundWorker = Callable[["ServiceRuntime"], Awaitable[None]]
+
+
 @dataclass
 class ServiceRuntime:
     settings: SharedSettings
     consumers: Sequence[ConsumerSpec] = ()
     run_relay: bool = True
     run_consumers: bool = True
+    workers: Sequence[tuple[str, BackgroundWorker]] = ()
     engine: AsyncEngine = field(init=False)
     sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
     relay: OutboxRelay | None = field(init=False, default=None)
@@ -90,6 +97,8 @@ class ServiceRuntime:
                     send_timeout=settings.kafka_request_timeout_ms / 1000 + 5,
                 )
                 self._spawn(self.relay.run(), "relay")
+                for name, worker in self.workers:
+                    self._spawn(worker(self), name)
             if self.run_consumers:
                 for spec in self.consumers:
                     runner = ConsumerRunner(
@@ -108,6 +117,11 @@ class ServiceRuntime:
             yield self
         finally:
             await self._shutdown()
+
+    @property
+    def stopping(self) -> asyncio.Event:
+        """Set when the process shuts down; background workers watch it."""
+        return self._stopping
 
     async def _housekeeping(self, every_seconds: float = 600.0) -> None:
         """Expire idempotency keys and old inbox rows; errors wait for the next round."""
@@ -217,14 +231,20 @@ def create_service_app(
     openapi_tags: list[dict[str, Any]] | None = None,
     on_startup: Callable[[ServiceRuntime], Any] | None = None,
     body_limits: Mapping[str, int] | None = None,
+    workers: Sequence[tuple[str, BackgroundWorker]] = (),
     inner_middleware: Sequence[Middleware] = (),
 ) -> FastAPI:
     """The service's FastAPI app. ``body_limits`` overrides ``settings.max_body_bytes`` under
     path prefixes (file uploads), see :class:`~shared.errors.BodySizeLimitMiddleware`.
+    ``workers`` are named background loops started where the relay runs.
     ``inner_middleware`` run inside the tracing and body-limit middleware, right before FastAPI's
     routing (a hot path that answers some requests itself still gets traces and metrics)."""
     runtime = ServiceRuntime(
-        settings, consumers=consumers, run_relay=run_relay, run_consumers=run_consumers
+        settings,
+        consumers=consumers,
+        run_relay=run_relay,
+        run_consumers=run_consumers,
+        workers=workers,
     )
 
     @asynccontextmanager

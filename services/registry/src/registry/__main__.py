@@ -1,11 +1,11 @@
-"""``python -m registry serve|api|worker|migrate|seed|import``."""
+"""``python -m registry serve|api|worker|migrate|seed|import|dci-sender``."""
 
 from __future__ import annotations
 
 import asyncio
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,9 +21,11 @@ from rich.progress import (
 from rich.table import Table
 
 from registry.app import create_app
+from registry.dci import senders as dci_senders
 from registry.demo import seed
 from registry.reconciliation import ImportSummary, import_file, write_error_report
 from registry.settings import RegistrySettings
+from shared.db import create_engine, create_sessionmaker, session_scope
 from shared.entrypoint import service_cli
 
 cli = service_cli(
@@ -123,6 +125,86 @@ def _print_summary(console: Console, summary: ImportSummary) -> None:
     console.print(table)
     if summary.failure:
         console.print(f"[red]failed:[/] {summary.failure}")
+
+
+dci_sender_cli = typer.Typer(help="SPDCI senders: partner systems allowed to call /spdci/v1.0.0.")
+cli.add_typer(dci_sender_cli, name="dci-sender")
+
+
+async def _with_session(action: Any) -> Any:
+    engine = create_engine(RegistrySettings().database_url, pool_size=1)
+    try:
+        async with session_scope(create_sessionmaker(engine)) as session:
+            return await action(session)
+    finally:
+        await engine.dispose()
+
+
+def _read_key(value: str) -> str:
+    path = Path(value)
+    return path.read_text() if path.is_file() else value
+
+
+@dci_sender_cli.command("add")
+def dci_sender_add(
+    sender_id: Annotated[str, typer.Argument(help="The sender_id its messages carry")],
+    agency: Annotated[str, typer.Option(help="Agency of its bearer tokens (BPJS, BGN...)")],
+    public_key: Annotated[
+        str, typer.Option(help="Ed25519 public key: PEM file, PEM text or base64 of 32 bytes")
+    ],
+    key_id: Annotated[str, typer.Option(help="The key id its signatures name")] = "k1",
+    callback: Annotated[
+        list[str] | None,
+        typer.Option(help="Callback URL prefix it may receive at (repeat for several)"),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Human name of the system")] = None,
+) -> None:
+    """Register a sender (the same as POST /v1/dci/senders with scope registry:admin)."""
+    try:
+        sender_in = dci_senders.SenderCreate(
+            sender_id=sender_id,
+            agency=agency,
+            name=name,
+            public_keys={key_id: _read_key(public_key)},
+            callback_allow_list=callback or [],
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+    async def create(session: Any) -> dci_senders.SenderRead:
+        sender = await dci_senders.create_sender(session, sender_in)
+        return dci_senders.SenderRead.model_validate(sender)
+
+    try:
+        created = asyncio.run(_with_session(create))
+    except dci_senders.SenderExists as exc:
+        Console(stderr=True).print(f"[red]{exc.detail}[/]")
+        raise typer.Exit(code=1) from exc
+    Console().print(f"registered SPDCI sender [bold]{created.sender_id}[/] ({created.agency})")
+
+
+@dci_sender_cli.command("list")
+def dci_sender_list() -> None:
+    """Every registered sender with its keys and callback prefixes."""
+
+    async def read(session: Any) -> list[dci_senders.SenderRead]:
+        return [
+            dci_senders.SenderRead.model_validate(row)
+            for row in await dci_senders.list_senders(session)
+        ]
+
+    table = Table(title="SPDCI senders")
+    for column in ("sender_id", "agency", "keys", "callback prefixes", "active"):
+        table.add_column(column)
+    for sender in asyncio.run(_with_session(read)):
+        table.add_row(
+            sender.sender_id,
+            sender.agency,
+            ", ".join(sender.public_keys),
+            "\n".join(sender.callback_allow_list),
+            "yes" if sender.active else "no",
+        )
+    Console().print(table)
 
 
 if __name__ == "__main__":

@@ -1,20 +1,33 @@
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
 from registry import api
 from registry.api.hot_lookups import HotLookups
 from registry.consumers import CONSUMERS
+from registry.dci import api as dci_api
+from registry.dci.keys import RegistryKeyring
+from registry.dci.worker import dci_worker
 from registry.settings import RegistrySettings
 from shared.service import create_service_app
+
+log = logging.getLogger("registry.app")
 
 
 def create_app(
     settings: RegistrySettings | None = None, *, run_relay: bool = True, run_consumers: bool = True
 ) -> FastAPI:
     settings = settings or RegistrySettings()
-    return create_service_app(
+    if settings.dci_signing_key is None and settings.environment == "production":
+        log.warning(
+            "registry.dci.stored_signing_key",
+            extra={"hint": "set REGISTRY_DCI_SIGNING_KEY to keep the key out of the database"},
+        )
+    keyring = RegistryKeyring(settings)
+    app = create_service_app(
         settings,
         title="Simpul Registry (DTSEN)",
         description=(
@@ -23,12 +36,21 @@ def create_app(
             "audited lookups for partner agencies."
         ),
         version="0.1.0",
-        routers=[api.router],
+        routers=[api.router, dci_api.router],
         consumers=CONSUMERS,
         run_relay=run_relay,
         run_consumers=run_consumers,
         # DTSEN files are far larger than any JSON body.
         body_limits={"/v1/imports": settings.import_max_bytes},
+        workers=[("dci", dci_worker(keyring, settings))],
+        openapi_tags=[
+            {
+                "name": dci_api.TAG,
+                "description": "The SPDCI Social Registry API (search, subscribe, unsubscribe, "
+                "transaction status; sync and async) under "
+                f"`{dci_api.BASE_PATH}`: signed envelopes, see the README.",
+            }
+        ],
         inner_middleware=[
             Middleware(
                 HotLookups,
@@ -37,3 +59,5 @@ def create_app(
             )
         ],
     )
+    app.state.dci_keyring = keyring
+    return app

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry import service
+from registry.dci import notifications as dci_notifications
 from shared.consumer import Handler
 from shared.envelope import CloudEvent
 from shared.service import ConsumerSpec
@@ -41,4 +42,8 @@ HANDLERS = {
     "complaints.complaint.filed.v1": Handler(ComplaintFiled, on_complaint_filed),
 }
 
-CONSUMERS = [ConsumerSpec(name="registry", topics=["complaints.complaint.v1"], handlers=HANDLERS)]
+CONSUMERS = [
+    ConsumerSpec(name="registry", topics=["complaints.complaint.v1"], handlers=HANDLERS),
+    # SPDCI notify callbacks to the subscriptions a registry event matches.
+    dci_notifications.CONSUMER,
+]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import SharedSettings
@@ -31,3 +31,29 @@ class RegistrySettings(SharedSettings):
         description="Connections per process of the by-NIK hot path (registry.api.hot_lookups), "
         "beside database_pool_size.",
     )
+    dci_sender_id: str = Field(
+        default="simpul-registry",
+        description="The registry's own SPDCI id: sender_id of its callbacks, kidId of its keys.",
+    )
+    dci_signing_key: SecretStr | None = Field(
+        default=None,
+        description="PEM Ed25519 private key that signs SPDCI answers and callbacks. Unset, "
+        "one key is generated once and kept in the database for every process (production "
+        "logs a warning: a configured key stays out of the database).",
+    )
+    dci_signing_key_id: str = "registry-1"
+    dci_max_items_per_message: int = Field(
+        default=100, ge=1, le=10_000, description="Largest header.total_count accepted."
+    )
+    dci_message_ts_skew_seconds: int = Field(
+        default=300, ge=0, description="How far in the future a header.message_ts may be."
+    )
+    dci_worker_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often the DCI worker looks for due work."
+    )
+    dci_callback_timeout_seconds: float = Field(default=10.0, gt=0)
+    dci_callback_max_attempts: int = Field(default=8, ge=1, le=50)
+    dci_callback_backoff_seconds: float = Field(
+        default=2.0, ge=0, description="First retry delay; doubles each time (with jitter)."
+    )
+    dci_callback_backoff_max_seconds: float = Field(default=900.0, ge=0)

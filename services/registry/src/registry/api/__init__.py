@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from registry.api import households, imports, lookups, persons, regions, statistics
+from registry.api import (
+    dci_senders,
+    households,
+    imports,
+    lookups,
+    persons,
+    regions,
+    statistics,
+)
 
 router = APIRouter()
-for module in (persons, regions, lookups, households, statistics, imports):
+for module in (persons, regions, lookups, households, statistics, imports, dci_senders):
     router.include_router(module.router)
 
 __all__ = ["router"]

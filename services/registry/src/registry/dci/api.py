@@ -1,0 +1,319 @@
+"""SPDCI Social Registry endpoints under ``/spdci/v1.0.0``.
+
+Each route lets :func:`registry.dci.inbound.receive` check the message, then calls the use case
+in :mod:`registry.dci.service`. Sync endpoints answer a signed envelope; async ones answer
+``ACK`` (202) and call back through :mod:`registry.dci.delivery` (an async search is answered
+by the DCI worker, :mod:`registry.dci.worker`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.dci import envelope as envelopes
+from registry.dci import service, spec, transactions
+from registry.dci.delivery import enqueue_callback
+from registry.dci.envelope import EnvelopeError
+from registry.dci.inbound import (
+    Received,
+    Signer,
+    ack,
+    err,
+    queue_rejection,
+    receive,
+    start_transaction,
+    sync_answer,
+)
+from registry.dci.models import DciTransaction
+from shared.service import SessionDep
+
+__all__ = ["BASE_PATH", "TAG", "router"]
+
+BASE_PATH = "/spdci/v1.0.0"
+TAG = "SPDCI Social Registry"
+_MAX_CODES = 1000
+
+router = APIRouter(prefix=BASE_PATH, tags=[TAG])
+
+_ENVELOPE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "description": "SPDCI envelope: signature, header, message (see the SPDCI "
+                    "Social Registry spec, OpenAPI 3.0.3, served at "
+                    f"{BASE_PATH}/openapi.yaml).",
+                    "required": ["header", "message"],
+                    "properties": {
+                        "signature": {"type": "string"},
+                        "header": {"type": "object"},
+                        "message": {"type": "object"},
+                    },
+                }
+            }
+        },
+    }
+}
+_HTTP_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "`ack_status: ERR` with an `err.*` code"},
+    401: {"description": "HttpErrorResponse `err.request.unauthorized`"},
+    403: {"description": "HttpErrorResponse `err.request.forbidden`"},
+}
+_ASYNC = {**_HTTP_ERRORS, 202: {"description": "`ack_status: ACK`; the answer is called back"}}
+_SYNC = {**_HTTP_ERRORS, 200: {"description": "signed envelope with the answer"}}
+
+
+def _rejected(
+    received: Received, transaction: DciTransaction, answer: dict[str, Any]
+) -> dict[str, Any]:
+    """The answer to a message rejected at header level (the reason travels in the header)."""
+    message = {
+        "transaction_id": received.transaction_id,
+        "correlation_id": str(transaction.id),
+        **answer,
+    }
+    transactions.complete(transaction, status="rjct", response=message)
+    return message
+
+
+async def _call_back(
+    session: AsyncSession, received: Received, *, action: str, message: dict[str, Any]
+) -> JSONResponse:
+    """Queue the answer to the sender's callback URL (same transaction) and acknowledge."""
+    assert received.callback_uri is not None  # receive() demands one on async routes
+    await enqueue_callback(
+        session,
+        sender_id=received.sender_id,
+        url=received.callback_uri,
+        action=action,
+        message=message,
+        transaction_id=received.transaction_id,
+        correlation_id=message["correlation_id"],
+    )
+    return ack(message["correlation_id"])
+
+
+@router.post(
+    "/registry/sync/search",
+    summary="Search the registry and answer at once (on-search envelope)",
+    responses=_SYNC,
+    openapi_extra=_ENVELOPE_BODY,
+)
+async def sync_search(request: Request, session: SessionDep, signer: Signer) -> JSONResponse:
+    """Search request (one or more items) answered in the response, signed by the registry."""
+    received = await receive(
+        request, session, action="search", items_key="search_request", is_async=False
+    )
+    if isinstance(received, JSONResponse):
+        return received
+    transaction = await start_transaction(
+        session, received, txn_type="search", items_key="search_request"
+    )
+    if received.rejection is not None:
+        message = _rejected(received, transaction, {"search_response": []})
+        return sync_answer(signer, received, action="on-search", message=message, count=0)
+    message = await service.answer_search(
+        session,
+        caller=received.caller,
+        message=received.message,
+        sender_id=received.sender_id,
+        correlation_id=str(transaction.id),
+    )
+    transactions.complete(transaction, status="succ", response=message)
+    count = len(message["search_response"])
+    return sync_answer(signer, received, action="on-search", message=message, count=count)
+
+
+@router.post(
+    "/registry/search",
+    summary="Search the registry; the answer is called back to on-search",
+    status_code=202,
+    responses=_ASYNC,
+    openapi_extra=_ENVELOPE_BODY,
+)
+async def search(request: Request, session: SessionDep) -> JSONResponse:
+    """Acknowledge a search; the DCI worker answers it to the sender's `sender_uri`."""
+    received = await receive(
+        request, session, action="search", items_key="search_request", is_async=True
+    )
+    if isinstance(received, JSONResponse):
+        return received
+    transaction = await start_transaction(
+        session, received, txn_type="search", items_key="search_request"
+    )
+    if received.rejection is not None:
+        message = _rejected(received, transaction, {"search_response": []})
+        await queue_rejection(session, received, action="on-search", message=message)
+    else:
+        transaction.status = "pdng"  # the DCI worker picks it up after commit
+    return ack(str(transaction.id))
+
+
+@router.post(
+    "/registry/subscribe",
+    summary="Subscribe to registry events; codes are called back to on-subscribe",
+    status_code=202,
+    responses=_ASYNC,
+    openapi_extra=_ENVELOPE_BODY,
+)
+async def subscribe(request: Request, session: SessionDep) -> JSONResponse:
+    """Acknowledge subscriptions; their codes (or rejections) go to `sender_uri`."""
+    received = await receive(
+        request, session, action="subscribe", items_key="subscribe_request", is_async=True
+    )
+    if isinstance(received, JSONResponse):
+        return received
+    transaction = await start_transaction(
+        session, received, txn_type="subscribe", items_key="subscribe_request"
+    )
+    if received.rejection is not None:
+        message = _rejected(received, transaction, {"subscribe_response": []})
+        await queue_rejection(session, received, action="on-subscribe", message=message)
+        return ack(message["correlation_id"])
+    assert received.callback_uri is not None
+    message = await service.subscribe(
+        session,
+        caller=received.caller,
+        message=received.message,
+        sender_id=received.sender_id,
+        callback_uri=received.callback_uri,
+        correlation_id=str(transaction.id),
+    )
+    transactions.complete(transaction, status="succ", response=message)
+    return await _call_back(session, received, action="on-subscribe", message=message)
+
+
+@router.post(
+    "/registry/unsubscribe",
+    summary="End subscriptions by code; the result is called back to on-unsubscribe",
+    status_code=202,
+    responses=_ASYNC,
+    openapi_extra=_ENVELOPE_BODY,
+)
+async def unsubscribe(request: Request, session: SessionDep) -> JSONResponse:
+    """Acknowledge; `subscription_codes` (or the published `sunscription_codes`) end."""
+    received = await receive(
+        request,
+        session,
+        action="unsubscribe",
+        items_key="subscription_codes",
+        is_async=True,
+        items_are_requests=False,
+    )
+    if isinstance(received, JSONResponse):
+        return received
+    codes = received.message["subscription_codes"]
+    if not all(isinstance(code, str) for code in codes) or len(codes) > _MAX_CODES:
+        return err(
+            EnvelopeError("err.request.bad", f"subscription_codes: up to {_MAX_CODES} strings")
+        )
+    transaction = await start_transaction(session, received, txn_type="unsubscribe", items_key=None)
+    if received.rejection is not None:
+        message = _rejected(
+            received,
+            transaction,
+            {"timestamp": envelopes.now_iso(), "status": "rjct", "subscription_status": []},
+        )
+        await queue_rejection(session, received, action="on-unsubscribe", message=message)
+        return ack(message["correlation_id"])
+    message = await service.unsubscribe(
+        session,
+        message=received.message,
+        sender=received.sender,
+        correlation_id=str(transaction.id),
+    )
+    transactions.complete(transaction, status=message["status"], response=message)
+    return await _call_back(session, received, action="on-unsubscribe", message=message)
+
+
+async def _txn_status(
+    request: Request, session: AsyncSession, *, is_async: bool
+) -> tuple[Received, dict[str, Any]] | JSONResponse:
+    received = await receive(
+        request, session, action="txn-status", items_key=None, is_async=is_async
+    )
+    if isinstance(received, JSONResponse):
+        return received
+    if not isinstance(received.message.get("txnstatus_request"), dict):
+        return err(EnvelopeError("err.request.bad", "message.txnstatus_request is required"))
+    transaction = await start_transaction(session, received, txn_type="txn-status", items_key=None)
+    correlation_id = str(transaction.id)
+    if received.rejection is not None:
+        empty_search = {
+            "transaction_id": received.transaction_id,
+            "correlation_id": correlation_id,
+            "search_response": [],
+        }
+        answer = {"txnstatus_response": {"txn_type": "search", "txn_status": empty_search}}
+        return received, _rejected(received, transaction, answer)
+    try:
+        message = await service.txn_status(
+            session,
+            message=received.message,
+            sender_id=received.sender_id,
+            correlation_id=correlation_id,
+        )
+    except service.TxnStatusUnusable as exc:
+        return err(EnvelopeError("err.request.bad", str(exc)))
+    transactions.complete(transaction, status="succ", response=message)
+    return received, message
+
+
+@router.post(
+    "/registry/sync/txn/status",
+    summary="State of earlier searches or subscriptions, answered at once",
+    responses=_SYNC,
+    openapi_extra=_ENVELOPE_BODY,
+)
+async def sync_txn_status(request: Request, session: SessionDep, signer: Signer) -> JSONResponse:
+    """Transaction status by transaction_id, correlation_id, reference ids or codes."""
+    outcome = await _txn_status(request, session, is_async=False)
+    if isinstance(outcome, JSONResponse):
+        return outcome
+    received, message = outcome
+    count = len(message["txnstatus_response"]["txn_status"]["search_response"])
+    return sync_answer(signer, received, action="txn-on-status", message=message, count=count)
+
+
+@router.post(
+    "/registry/txn/status",
+    summary="State of earlier searches or subscriptions, called back to txn/on-status",
+    status_code=202,
+    responses=_ASYNC,
+    openapi_extra=_ENVELOPE_BODY,
+)
+async def txn_status(request: Request, session: SessionDep) -> JSONResponse:
+    """Acknowledge; the status goes to `sender_uri` as `txn-on-status`."""
+    outcome = await _txn_status(request, session, is_async=True)
+    if isinstance(outcome, JSONResponse):
+        return outcome
+    received, message = outcome
+    if received.rejection is not None:
+        await queue_rejection(session, received, action="txn-on-status", message=message)
+        return ack(message["correlation_id"])
+    return await _call_back(session, received, action="txn-on-status", message=message)
+
+
+@router.get(
+    "/openapi.yaml",
+    summary="The SPDCI Social Registry specification this API implements (OpenAPI 3.0.3)",
+    response_class=PlainTextResponse,
+)
+async def specification() -> PlainTextResponse:
+    """The spec file as published (Apache-2.0, see its SOURCE.md), for client generators."""
+    return PlainTextResponse(spec.text(), media_type="application/yaml")
+
+
+@router.get(
+    "/.well-known/jwks.json",
+    summary="The registry's public signing key (JWKS, Ed25519)",
+)
+async def jwks(signer: Signer) -> dict[str, Any]:
+    """Verify the registry's answers and callbacks with this key (kid = kidId of signatures)."""
+    return signer.jwks()

@@ -1,0 +1,116 @@
+"""The DCI worker: answers acknowledged async searches and sends queued callbacks.
+
+It runs where the outbox relay runs (``serve`` or ``worker``), as a background loop of the
+service runtime. Several workers may run: searches are claimed with ``FOR UPDATE SKIP LOCKED``
+and deliveries leased, so each is handled once at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import timedelta
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from registry.dci import delivery, service, transactions
+from registry.dci.keys import RegistryKeyring
+from registry.dci.signature import MAX_VALIDITY_SECONDS
+from registry.settings import RegistrySettings
+from shared.db import session_scope
+from shared.service import BackgroundWorker, ServiceRuntime
+
+__all__ = ["answer_pending_searches", "dci_worker"]
+
+log = logging.getLogger("registry.dci.worker")
+_SEARCHES_PER_ROUND = 5
+_HOUSEKEEPING_EVERY_SECONDS = 600.0
+# Twice the longest signature validity: a replayed message id is still known while it could pass.
+_KEEP_MESSAGE_IDS = timedelta(seconds=2 * MAX_VALIDITY_SECONDS)
+
+
+async def answer_pending_searches(
+    sessionmaker: async_sessionmaker[AsyncSession], *, limit: int = _SEARCHES_PER_ROUND
+) -> int:
+    """Answer acknowledged searches and queue their on-search callbacks, in one transaction
+    each batch; a search that fails is answered ``rjct`` rather than retried forever."""
+    async with session_scope(sessionmaker) as session:
+        pending = await transactions.claim_pending_searches(session, limit=limit)
+        for transaction in pending:
+            correlation_id = str(transaction.id)
+            header = None
+            try:
+                async with session.begin_nested():
+                    response = await service.answer_search(
+                        session,
+                        caller=transactions.caller_from_json(transaction.caller),
+                        message=transaction.request,
+                        sender_id=transaction.sender_id,
+                        correlation_id=correlation_id,
+                    )
+                transactions.complete(transaction, status="succ", response=response)
+            except Exception:
+                log.exception(
+                    "registry.dci.search_failed", extra={"correlation_id": correlation_id}
+                )
+                response = {
+                    "transaction_id": transaction.transaction_id,
+                    "correlation_id": correlation_id,
+                    "search_response": [],
+                }
+                header = {
+                    "status": "rjct",
+                    "status_reason_message": "the registry could not process this search",
+                }
+                transactions.complete(transaction, status="rjct", response=response)
+            assert transaction.callback_uri is not None  # async searches always have one
+            await delivery.enqueue_callback(
+                session,
+                sender_id=transaction.sender_id,
+                url=transaction.callback_uri,
+                action="on-search",
+                message=response,
+                transaction_id=transaction.transaction_id,
+                correlation_id=correlation_id,
+                header=header,
+            )
+    return len(pending)
+
+
+def dci_worker(keyring: RegistryKeyring, settings: RegistrySettings) -> BackgroundWorker:
+    policy = delivery.DeliveryPolicy(
+        timeout_seconds=settings.dci_callback_timeout_seconds,
+        max_attempts=settings.dci_callback_max_attempts,
+        backoff_seconds=settings.dci_callback_backoff_seconds,
+        backoff_max_seconds=settings.dci_callback_backoff_max_seconds,
+    )
+
+    async def run(runtime: ServiceRuntime) -> None:
+        timeout = httpx.Timeout(policy.timeout_seconds)
+        next_housekeeping = time.monotonic()
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            while not runtime.stopping.is_set():
+                busy = 0
+                try:
+                    if time.monotonic() >= next_housekeeping:
+                        next_housekeeping = time.monotonic() + _HOUSEKEEPING_EVERY_SECONDS
+                        async with session_scope(runtime.sessionmaker) as session:
+                            await transactions.forget_old_messages(
+                                session, older_than=_KEEP_MESSAGE_IDS
+                            )
+                    busy += await answer_pending_searches(runtime.sessionmaker)
+                    signer = await keyring.signer(runtime.sessionmaker)
+                    busy += await delivery.deliver_due(runtime.sessionmaker, client, signer, policy)
+                except Exception:
+                    log.exception("registry.dci.worker_round_failed")
+                if busy:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        runtime.stopping.wait(), timeout=settings.dci_worker_poll_seconds
+                    )
+
+    return run
