@@ -158,6 +158,10 @@ def dci_sender_add(
         typer.Option(help="Callback URL prefix it may receive at (repeat for several)"),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Human name of the system")] = None,
+    max_messages_per_minute: Annotated[
+        int | None,
+        typer.Option(help="Rate limit: messages a minute (over: 429); unset: no limit"),
+    ] = None,
 ) -> None:
     """Register a sender (the same as POST /v1/dci/senders with scope registry:admin)."""
     try:
@@ -167,6 +171,7 @@ def dci_sender_add(
             name=name,
             public_keys={key_id: _read_key(public_key)},
             callback_allow_list=callback or [],
+            max_messages_per_minute=max_messages_per_minute,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
@@ -194,7 +199,8 @@ def dci_sender_list() -> None:
         ]
 
     table = Table(title="SPDCI senders")
-    for column in ("sender_id", "agency", "keys", "callback prefixes", "active"):
+    table.add_column("sender_id", no_wrap=True)  # copied into messages: never cut
+    for column in ("agency", "keys", "callback prefixes", "active", "max/min"):
         table.add_column(column)
     for sender in asyncio.run(_with_session(read)):
         table.add_row(
@@ -203,6 +209,7 @@ def dci_sender_list() -> None:
             ", ".join(sender.public_keys),
             "\n".join(sender.callback_allow_list),
             "yes" if sender.active else "no",
+            str(sender.max_messages_per_minute or "no limit"),
         )
     Console().print(table)
 

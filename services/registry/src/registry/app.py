@@ -9,6 +9,7 @@ from registry import api
 from registry.api.hot_lookups import HotLookups
 from registry.consumers import CONSUMERS
 from registry.dci import api as dci_api
+from registry.dci.errors import install_error_answers
 from registry.dci.keys import RegistryKeyring
 from registry.dci.worker import dci_worker
 from registry.settings import RegistrySettings
@@ -60,4 +61,5 @@ def create_app(
         ],
     )
     app.state.dci_keyring = keyring
+    install_error_answers(app, dci_api.router)
     return app

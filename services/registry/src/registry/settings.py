@@ -48,6 +48,19 @@ class RegistrySettings(SharedSettings):
     dci_message_ts_skew_seconds: int = Field(
         default=300, ge=0, description="How far in the future a header.message_ts may be."
     )
+    dci_search_timeout_ms: int = Field(
+        default=5_000,
+        ge=1,
+        le=600_000,
+        description="Statement timeout of an SPDCI search (SET LOCAL in its transaction): a "
+        "search that runs longer is answered err.request.timeout and leaves nothing behind.",
+    )
+    dci_max_rejected_items: int = Field(
+        default=10,
+        ge=0,
+        description="More rejected items than this in one message: the answer's header says "
+        "rjct.errors.too_many (each item still carries its own reason).",
+    )
     dci_worker_poll_seconds: float = Field(
         default=1.0, gt=0, description="How often the DCI worker looks for due work."
     )

@@ -165,6 +165,8 @@ class TestCli:
                 str(key_file),
                 "--callback",
                 "https://mbg.example.go.id/spdci/",
+                "--max-messages-per-minute",
+                "120",
             ],
             env=env,
         )
@@ -172,6 +174,7 @@ class TestCli:
         listed = runner.invoke(cli, ["dci-sender", "list"], env=env)
         assert listed.exit_code == 0, listed.output
         assert sender_id[:20] in listed.output
+        assert "120" in listed.output
         again = runner.invoke(
             cli,
             ["dci-sender", "add", sender_id, "--agency", "BGN", "--public-key", str(key_file)],

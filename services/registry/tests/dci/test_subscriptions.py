@@ -7,10 +7,12 @@ import uuid
 from typing import Any
 
 from registry.dci import spec
+from registry.nik import nik_problems
 from registry.settings import RegistrySettings
 from shared.testing import RunningService, fetch
 
 from .conftest import CallbackEndpoint, Headers, RegistryKey, Sender, now_iso, register_sender
+from .registry_data import BALIKPAPAN, SAMARINDA, add_person, fresh_village
 
 SUBSCRIBE = "/registry/subscribe"
 UNSUBSCRIBE = "/registry/unsubscribe"
@@ -167,6 +169,62 @@ class TestSubscribe:
         assert received.body["header"]["status"] == "succ"
         (item,) = received.body["message"]["subscribe_response"]
         assert item["status"] == "succ"
+
+
+class TestFollowedPeople:
+    """A subscription that follows given people: ``idtype-value`` on NIK, UIN or PERSON_ID."""
+
+    async def test_malformed_unknown_and_out_of_region_people_are_rjct_person_id_invalid(
+        self,
+        dci_sender: Sender,
+        registry_service: RunningService,
+        registry_settings: RegistrySettings,
+        auth_header: Headers,
+    ) -> None:
+        inside = await add_person(registry_service, auth_header, village=fresh_village()[0])
+        outside = await add_person(
+            registry_service, auth_header, village=fresh_village(SAMARINDA)[0]
+        )
+        dci_sender.regions = (BALIKPAPAN,)  # the subscriber's token sees Balikpapan only
+        malformed = "6471013213800001"  # day 32 of month 13
+        unknown = "9999991503800001"  # well formed, issued in no district of the registry
+
+        def follow(value: str, id_type: str = "NIK") -> dict[str, Any]:
+            return criteria(
+                reg_event_type="UPDATE",
+                filter_type="idtype-value",
+                filter={"type": id_type, "value": value},
+                notify_record_type="Member",
+            )
+
+        message = await subscribe(
+            dci_sender,
+            follow(inside["nik"]),
+            follow(malformed),
+            follow(unknown, "UIN"),
+            follow(outside["nik"]),
+            follow("not-a-registry-id", "PERSON_ID"),
+            follow(outside["id"], "PERSON_ID"),
+        )
+        items = message["subscribe_response"]
+        assert items[0]["status"] == "succ", items[0]
+        assert [item.get("status_reason_code") for item in items[1:]] == [
+            "rjct.person_id.invalid"
+        ] * 5
+        reasons = [item.get("status_reason_message", "") for item in items]
+        for problem in nik_problems(malformed):
+            assert problem in reasons[1]
+        # Unknown, and outside the caller's regions, read alike: no existence oracle.
+        assert reasons[2].replace(unknown, "?") == reasons[3].replace(outside["nik"], "?")
+        assert "UUID" in reasons[4]
+        assert "no such person" in reasons[5]
+        audited = await fetch(
+            registry_settings,
+            "SELECT resource_id FROM audit_log WHERE purpose LIKE 'SPDCI subscription%' "
+            "AND resource_id = ANY($1)",
+            [inside["id"], outside["id"]],
+        )
+        assert [row["resource_id"] for row in audited] == [inside["id"]]
 
 
 class TestUnsubscribe:

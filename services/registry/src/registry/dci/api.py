@@ -3,7 +3,10 @@
 Each route lets :func:`registry.dci.inbound.receive` check the message, then calls the use case
 in :mod:`registry.dci.service`. Sync endpoints answer a signed envelope; async ones answer
 ``ACK`` (202) and call back through :mod:`registry.dci.delivery` (an async search is answered
-by the DCI worker, :mod:`registry.dci.worker`).
+by the DCI worker, :mod:`registry.dci.worker`). More rejected items than
+``dci_max_rejected_items`` put ``rjct.errors.too_many`` in the answer's header. Failures around
+the routes (unknown path, database down, search timeout) are answered by
+:mod:`registry.dci.errors`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.dci import envelope as envelopes
 from registry.dci import service, spec, transactions
 from registry.dci.delivery import enqueue_callback
-from registry.dci.envelope import EnvelopeError
+from registry.dci.envelope import EnvelopeError, HeaderRejection
 from registry.dci.inbound import (
     Received,
     Signer,
@@ -25,6 +28,7 @@ from registry.dci.inbound import (
     err,
     queue_rejection,
     receive,
+    settings_of,
     start_transaction,
     sync_answer,
 )
@@ -83,9 +87,15 @@ def _rejected(
 
 
 async def _call_back(
-    session: AsyncSession, received: Received, *, action: str, message: dict[str, Any]
+    session: AsyncSession,
+    received: Received,
+    *,
+    action: str,
+    message: dict[str, Any],
+    rejection: HeaderRejection | None = None,
 ) -> JSONResponse:
-    """Queue the answer to the sender's callback URL (same transaction) and acknowledge."""
+    """Queue the answer to the sender's callback URL (same transaction) and acknowledge;
+    ``rejection`` (``rjct.errors.too_many``) goes in the callback's header."""
     assert received.callback_uri is not None  # receive() demands one on async routes
     await enqueue_callback(
         session,
@@ -95,6 +105,7 @@ async def _call_back(
         message=message,
         transaction_id=received.transaction_id,
         correlation_id=message["correlation_id"],
+        header=envelopes.rejection_fields(rejection) if rejection else None,
     )
     return ack(message["correlation_id"])
 
@@ -118,16 +129,24 @@ async def sync_search(request: Request, session: SessionDep, signer: Signer) -> 
     if received.rejection is not None:
         message = _rejected(received, transaction, {"search_response": []})
         return sync_answer(signer, received, action="on-search", message=message, count=0)
+    settings = settings_of(request)
+    # A search past dci_search_timeout_ms raises here: the request rolls back and
+    # registry.dci.errors answers 504 err.request.timeout.
     message = await service.answer_search(
         session,
         caller=received.caller,
         message=received.message,
         sender_id=received.sender_id,
         correlation_id=str(transaction.id),
+        timeout_ms=settings.dci_search_timeout_ms,
     )
-    transactions.complete(transaction, status="succ", response=message)
-    count = len(message["search_response"])
-    return sync_answer(signer, received, action="on-search", message=message, count=count)
+    items = message["search_response"]
+    rejection = transactions.complete_answered(
+        transaction, response=message, items=items, max_rejected=settings.dci_max_rejected_items
+    )
+    return sync_answer(
+        signer, received, action="on-search", message=message, count=len(items), rejection=rejection
+    )
 
 
 @router.post(
@@ -185,8 +204,15 @@ async def subscribe(request: Request, session: SessionDep) -> JSONResponse:
         callback_uri=received.callback_uri,
         correlation_id=str(transaction.id),
     )
-    transactions.complete(transaction, status="succ", response=message)
-    return await _call_back(session, received, action="on-subscribe", message=message)
+    rejection = transactions.complete_answered(
+        transaction,
+        response=message,
+        items=message["subscribe_response"],
+        max_rejected=settings_of(request).dci_max_rejected_items,
+    )
+    return await _call_back(
+        session, received, action="on-subscribe", message=message, rejection=rejection
+    )
 
 
 @router.post(

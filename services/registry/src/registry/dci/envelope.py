@@ -34,6 +34,8 @@ __all__ = [
     "now_iso",
     "parse_envelope",
     "parse_timestamp",
+    "rejection_fields",
+    "too_many_rejected",
 ]
 
 SUPPORTED_VERSION = "1.0.0"
@@ -74,11 +76,19 @@ _UNSERVED_ACTIONS = frozenset(
 class EnvelopeError(Exception):
     """The envelope cannot be processed: answered ``ERR`` with ``code`` (an ``err.*``)."""
 
-    def __init__(self, code: str, message: str, *, status_code: int = 400) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status_code: int = 400,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status_code = status_code
+        self.headers = headers  # e.g. Retry-After of a 429 or 503
 
 
 @dataclass(frozen=True)
@@ -249,6 +259,28 @@ def check_header(
     return None
 
 
+def too_many_rejected(items: list[dict[str, Any]], *, limit: int) -> HeaderRejection | None:
+    """``rjct.errors.too_many`` when more than ``limit`` items were rejected: the answer's
+    header says so at once, while each item keeps its own reason."""
+    rejected = sum(1 for item in items if item.get("status") == "rjct")
+    if rejected <= limit:
+        return None
+    return HeaderRejection(
+        "rjct.errors.too_many",
+        f"{rejected} of the {len(items)} requests were rejected (more than {limit}); "
+        "each one carries its reason",
+    )
+
+
+def rejection_fields(rejection: HeaderRejection) -> dict[str, Any]:
+    """The header fields that carry a header-level rejection."""
+    return {
+        "status": "rjct",
+        "status_reason_code": rejection.code,
+        "status_reason_message": rejection.message[:999],
+    }
+
+
 def ack(correlation_id: str) -> dict[str, Any]:
     return {
         "message": {"ack_status": "ACK", "timestamp": now_iso(), "correlation_id": correlation_id}
@@ -290,8 +322,7 @@ def callback_header(
         "is_msg_encrypted": False,
     }
     if rejection is not None:
-        header["status_reason_code"] = rejection.code
-        header["status_reason_message"] = rejection.message[:999]
+        header.update(rejection_fields(rejection))
     return header
 
 

@@ -3,10 +3,11 @@
 :func:`receive` runs, in this order: bearer token (401/403 as the spec's
 ``HttpErrorResponse``), envelope JSON (``err.request.bad``), registered sender of the token's
 agency (``err.sender_id.invalid``), Ed25519 signature (``err.signature.missing`` /
-``err.signature.invalid``), ``receiver_id``, encryption (``err.encryption.invalid``), version
-(``err.version.not_supported``), message shape, callback URL of async calls
-(``err.sender_uri.invalid``), then the header checks whose ``rjct.*`` travel in the answer's
-header (version, message_ts, action, total_count, duplicate message_id).
+``err.signature.invalid``), ``receiver_id``, the sender's rate limit
+(``err.request.too_many_requests``, HTTP 429 with Retry-After), encryption
+(``err.encryption.invalid``), version (``err.version.not_supported``), message shape, callback
+URL of async calls (``err.sender_uri.invalid``), then the header checks whose ``rjct.*``
+travel in the answer's header (version, message_ts, action, total_count, duplicate message_id).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = [
     "err",
     "queue_rejection",
     "receive",
+    "settings_of",
     "start_transaction",
     "sync_answer",
 ]
@@ -45,7 +47,7 @@ __all__ = [
 READ_SCOPE = "registry:read"
 
 
-def _settings(request: Request) -> RegistrySettings:
+def settings_of(request: Request) -> RegistrySettings:
     settings: RegistrySettings = request.app.state.settings
     return settings
 
@@ -66,7 +68,11 @@ def _http_error(status_code: int, code: str, message: str) -> JSONResponse:
 
 
 def err(error: EnvelopeError) -> JSONResponse:
-    return JSONResponse(envelopes.err(error.code, error.message), status_code=error.status_code)
+    return JSONResponse(
+        envelopes.err(error.code, error.message),
+        status_code=error.status_code,
+        headers=error.headers,
+    )
 
 
 def ack(correlation_id: str) -> JSONResponse:
@@ -141,6 +147,24 @@ async def _authentic_sender(
     return sender
 
 
+async def _check_rate(session: AsyncSession, sender: DciSender) -> None:
+    """``err.request.too_many_requests`` (HTTP 429 with Retry-After) over the sender's limit."""
+    limit = sender.max_messages_per_minute
+    if limit is None:
+        return
+    wait = await transactions.seconds_until_allowed(
+        session, sender_id=sender.sender_id, per_minute=limit
+    )
+    if wait is not None:
+        raise EnvelopeError(
+            "err.request.too_many_requests",
+            f"{sender.sender_id!r} may send {limit} messages a minute; send this one again "
+            f"in {wait} s",
+            status_code=429,
+            headers={"Retry-After": str(wait)},
+        )
+
+
 def _check_not_encrypted(envelope: Envelope) -> None:
     message = envelope.message
     if envelope.header.get("is_msg_encrypted") is True or (
@@ -192,12 +216,13 @@ async def receive(
     caller = await _authenticate(request)
     if isinstance(caller, JSONResponse):
         return caller
-    settings = _settings(request)
+    settings = settings_of(request)
     try:
         envelope = envelopes.parse_envelope(await request.body())
         # The spec's `Signature` security scheme carries the same value as an HTTP header.
         envelope.signature = envelope.signature or request.headers.get("signature") or None
         sender = await _authentic_sender(session, envelope, caller, settings.dci_sender_id)
+        await _check_rate(session, sender)
         _check_not_encrypted(envelope)
         envelopes.check_version(envelope.header)  # raises err.version.not_supported
         message, transaction_id = _message_shape(envelope, items_key)
@@ -265,14 +290,17 @@ def sync_answer(
     action: str,
     message: dict[str, Any],
     count: int,
+    rejection: HeaderRejection | None = None,
 ) -> JSONResponse:
+    """The signed answer of a sync call; ``rejection`` says what the answered items earned
+    (``rjct.errors.too_many``) when the header itself was fine."""
     header = envelopes.callback_header(
         action=action,
         registry_id=signer.sender_id,
         receiver_id=received.sender_id,
         total_count=count,
         completed_count=0 if received.rejection else count,
-        rejection=received.rejection,
+        rejection=received.rejection or rejection,
     )
     return JSONResponse(signer.envelope(header, message))
 
@@ -291,10 +319,5 @@ async def queue_rejection(
         message=message,
         transaction_id=received.transaction_id,
         correlation_id=message.get("correlation_id"),
-        header={
-            "status": "rjct",
-            "status_reason_code": received.rejection.code,
-            "status_reason_message": received.rejection.message[:999],
-            "completed_count": 0,
-        },
+        header={**envelopes.rejection_fields(received.rejection), "completed_count": 0},
     )

@@ -56,12 +56,17 @@ class DciSender(TimestampMixin, Base):
         ARRAY(Text), server_default=text("'{}'"), comment="URL prefixes callbacks may go to"
     )
     active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    max_messages_per_minute: Mapped[int | None] = mapped_column(
+        Integer, comment="rate limit over its recorded messages; null: no limit"
+    )
 
 
 class DciMessage(Base):
     """Message ids already received from a sender: a replayed ``message_id`` is rejected."""
 
     __tablename__ = "dci_messages"
+    # A sender's messages of the last minute (its rate limit) without scanning its history.
+    __table_args__ = (Index("ix_dci_messages_sender_received", "sender_id", "received_at"),)
 
     sender_id: Mapped[str] = mapped_column(Text, primary_key=True)
     message_id: Mapped[str] = mapped_column(Text, primary_key=True)

@@ -77,6 +77,7 @@ from registry.dci import records
 from registry.dci.envelope import item_purpose
 from registry.dci.events import canonical_event_type
 from registry.models import RELATIONSHIPS, Household, Person, Region, audit_log
+from registry.nik import nik_problems
 from registry.projection import IDENTITY, READ, SOCIOECONOMIC, projection_for
 from registry.regions import code_range
 from shared.audit import record_read
@@ -92,6 +93,7 @@ __all__ = [
     "Condition",
     "ItemRejected",
     "answer_search_item",
+    "check_followed_people",
     "check_subscription",
     "notify_records",
     "parse_filter",
@@ -107,6 +109,7 @@ PAGINATION_INVALID = "rjct.pagination.invalid"
 TOO_MANY_RECORDS = "rjct.search.too_many_records_found"
 NOTIFY_TYPES_INVALID = "rjct.notify_types.invalid"
 NOTIFY_DETAILS_INVALID = "rjct.notify_details.invalid"
+PERSON_ID_INVALID = "rjct.person_id.invalid"
 
 MAX_PAGE_SIZE = 1000
 # An item without pagination gets every match in one answer, up to this many.
@@ -256,12 +259,17 @@ _ALIASES = {
 _IDENTIFIER_TYPES = (records.NIK, records.KK, records.PERSON_ID, records.HOUSEHOLD_ID)
 
 
+def _attribute_key(name: object) -> str:
+    """The lower-case canonical name of an attribute or identifier type (``UIN`` -> ``nik``,
+    ``spdci-extensions:Decile`` -> ``poverty_score``)."""
+    key = str(name).strip().rsplit(":", 1)[-1].lower().replace("-", "_")
+    return _ALIASES.get(key, key).lower()
+
+
 def _attribute(name: object, reason: str) -> Attribute:
     if not isinstance(name, str) or not name.strip():
         raise ItemRejected(reason, f"attribute name must be a non-empty string, not {name!r}")
-    key = name.strip().rsplit(":", 1)[-1].lower().replace("-", "_")
-    key = _ALIASES.get(key, key).lower()
-    attribute = _BY_NAME.get(key)
+    attribute = _BY_NAME.get(_attribute_key(name))
     if attribute is None:
         known = ", ".join(a.name for a in ATTRIBUTES)
         raise ItemRejected(reason, f"unknown attribute {name!r}; known attributes: {known}")
@@ -418,8 +426,7 @@ class _Parser:
     # idtype-value ---------------------------------------------------------------------------
     def identifier(self, query: Mapping[str, Any]) -> Filter:
         kind, value = query.get("type"), query.get("value")
-        key = str(kind).strip().rsplit(":", 1)[-1].lower().replace("-", "_")
-        key = _ALIASES.get(key, key).lower()
+        key = _attribute_key(kind)
         if key not in {name.lower() for name in _IDENTIFIER_TYPES}:
             raise ItemRejected(
                 SEARCH_CRITERIA_INVALID if self.reason == FILTER_INVALID else self.reason,
@@ -556,8 +563,7 @@ def _query_shape(query: object, query_type: object, reason: str) -> _Query:
 def _default_entity(parsed: _Query) -> Entity:
     """``Member`` for a person identifier, else ``Group`` (the spec's primary record)."""
     if parsed.shape == "idtype-value":
-        key = str(parsed.body.get("type")).rsplit(":", 1)[-1].lower().replace("-", "_")
-        if _ALIASES.get(key, key).lower() not in ("kk", "household_id"):
+        if _attribute_key(parsed.body.get("type")) not in ("kk", "household_id"):
             return "Member"
     return "Group"
 
@@ -920,8 +926,11 @@ def check_subscription(criteria: dict[str, Any], *, caller: Caller | None = None
 
     ``rjct.notify_types.invalid``: unknown ``reg_event_type`` or ``notify_record_type``;
     ``rjct.notify_details.invalid``: a bad ``filter`` / ``filter_type`` / ``frequency`` (the
-    spec's subscribe reason codes have no ``rjct.filter.invalid``). With ``caller``, a filter on
-    an attribute its scopes do not reveal is rejected as well.
+    spec's subscribe reason codes have no ``rjct.filter.invalid``); ``rjct.person_id.invalid``:
+    an ``idtype-value`` filter on a malformed person identifier (a NIK that breaks Dukcapil's
+    rules, :func:`registry.nik.nik_problems`). With ``caller``, a filter on an attribute its
+    scopes do not reveal is rejected as well. Whether the person exists (for the caller) is
+    :func:`check_followed_people`.
     """
     if not isinstance(criteria, dict):
         raise ItemRejected(NOTIFY_DETAILS_INVALID, "subscribe_criteria is an object")
@@ -942,11 +951,88 @@ def check_subscription(criteria: dict[str, Any], *, caller: Caller | None = None
         ) from rejected
     if "filter" not in criteria:
         raise ItemRejected(NOTIFY_DETAILS_INVALID, "subscribe_criteria needs a filter")
+    followed = _followed_people(criteria)
+    if followed is not None:
+        attribute, values = followed
+        for value in values:
+            problems = _person_identifier_problems(attribute, value)
+            if problems:
+                raise ItemRejected(
+                    PERSON_ID_INVALID, f"{attribute.name} {value!r}: {'; '.join(problems)}"
+                )
     subscription_filter(
         criteria,
         scopes=caller.scopes if caller is not None else None,
     )
     _check_frequency(criteria.get("frequency"))
+
+
+def _followed_people(criteria: Mapping[str, Any]) -> tuple[Attribute, list[Any]] | None:
+    """The person identifier and its values when a subscription follows given people (an
+    ``idtype-value`` filter on NIK, UIN or PERSON_ID), else None."""
+    query = criteria.get("filter")
+    if not isinstance(query, dict):
+        return None
+    try:
+        parsed = _query_shape(query, criteria.get("filter_type"), NOTIFY_DETAILS_INVALID)
+    except ItemRejected:
+        return None  # the filter's own check says what is wrong
+    if parsed.shape != "idtype-value":
+        return None
+    attribute = _BY_NAME.get(_attribute_key(query.get("type")))
+    if attribute is None or attribute.name not in (records.NIK, records.PERSON_ID):
+        return None
+    value = query.get("value")
+    values = value if isinstance(value, list) else [value]
+    # An empty or oversized list is a bad filter, not a bad person: the parser rejects it.
+    return (attribute, values) if 0 < len(values) <= MAX_IN_VALUES else None
+
+
+def _person_identifier_problems(attribute: Attribute, value: object) -> list[str]:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return [f"{attribute.name} is a string, not {value!r}"]
+    text = str(value).strip()
+    if attribute.name == records.NIK:
+        return nik_problems(text)
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return ["a registry person id is a UUID"]
+    return []
+
+
+async def check_followed_people(
+    session: AsyncSession, criteria: Mapping[str, Any], *, caller: Caller, purpose: str
+) -> None:
+    """``rjct.person_id.invalid`` when a subscription follows a person the caller cannot read:
+    unknown, or outside its regions, answered alike so the answer tells nothing of records
+    outside them. Call after :func:`check_subscription` (which rejects malformed ids).
+
+    The people found are audited with ``purpose``: that someone is in the registry is itself
+    personal data, and a subscription accepted for their NIK reveals it.
+    """
+    followed = _followed_people(criteria)
+    if followed is None:
+        return
+    attribute, values = followed
+    wanted: dict[Any, object] = {}
+    for value in values:
+        text = str(value).strip()
+        wanted[text if attribute.name == records.NIK else uuid.UUID(text)] = value
+    compiler = _Compiler(session, "Member", caller)
+    _, column_of = attribute.column_for("Member")
+    column = column_of(compiler.p, caller)
+    rows = await session.execute(
+        compiler.base().add_columns(column).where(column.in_(list(wanted)))
+    )
+    found = {key: person_id for person_id, key in rows}
+    await _audit(session, caller, purpose, people=[str(person_id) for person_id in found.values()])
+    missing = [value for key, value in wanted.items() if key not in found]
+    if missing:
+        raise ItemRejected(
+            PERSON_ID_INVALID,
+            f"{attribute.name} {missing[0]!r}: no such person among the records you may read",
+        )
 
 
 def subscription_filter(

@@ -3,7 +3,10 @@
 A sender belongs to one agency: a bearer token of another agency cannot use it. Callback URLs
 must fall under one of the sender's allow-list prefixes (same scheme, host and port; path
 under the prefix's path), checked when a request names its ``sender_uri`` and again before
-every delivery, so a changed allow-list stops callbacks already queued.
+every delivery, so a changed allow-list stops callbacks already queued. A sender may have a
+rate limit (``max_messages_per_minute``), so one runaway client cannot take the registry's
+capacity from the others; it is counted over the messages the registry recorded from it
+(:func:`registry.dci.transactions.seconds_until_allowed`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ __all__ = [
 ]
 
 _LOOPBACK_NAMES = {"localhost"}
+# Fields an update may set to null (the others ignore an explicit null).
+_NULLABLE = frozenset({"name", "max_messages_per_minute"})
 
 
 class SenderNotFound(NotFound):
@@ -85,6 +90,15 @@ PublicKey = Annotated[
     AfterValidator(check_public_key),
 ]
 KeyId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^|\s]+$")]
+MessagesPerMinute = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        le=1_000_000,
+        description="Messages it may send a minute (over: 429 err.request.too_many_requests); "
+        "null: no limit",
+    ),
+]
 
 
 class SenderCreate(BaseModel):
@@ -96,6 +110,7 @@ class SenderCreate(BaseModel):
     public_keys: dict[KeyId, PublicKey] = Field(min_length=1)
     callback_allow_list: list[CallbackPrefix] = Field(default_factory=list, max_length=50)
     active: bool = True
+    max_messages_per_minute: MessagesPerMinute = None
 
 
 class SenderUpdate(BaseModel):
@@ -105,6 +120,7 @@ class SenderUpdate(BaseModel):
     public_keys: dict[KeyId, PublicKey] | None = Field(default=None, min_length=1)
     callback_allow_list: list[CallbackPrefix] | None = Field(default=None, max_length=50)
     active: bool | None = None
+    max_messages_per_minute: MessagesPerMinute = None
 
 
 class SenderRead(BaseModel):
@@ -116,6 +132,7 @@ class SenderRead(BaseModel):
     public_keys: dict[str, str]
     callback_allow_list: list[str]
     active: bool
+    max_messages_per_minute: int | None
     created_at: datetime
     modified_at: datetime
 
@@ -180,7 +197,7 @@ async def update_sender(
 ) -> DciSender:
     sender = await get_sender_or_raise(session, sender_id)
     for field, value in sender_in.model_dump(exclude_unset=True).items():
-        if value is not None or field == "name":
+        if value is not None or field in _NULLABLE:
             setattr(sender, field, value)
     await session.flush()
     await session.refresh(sender)

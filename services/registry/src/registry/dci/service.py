@@ -14,14 +14,19 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.dci import envelope as envelopes
 from registry.dci import spec, transactions
 from registry.dci.events import canonical_event_type
 from registry.dci.models import DciSender, DciSubscription, DciTransaction
-from registry.dci.query import ItemRejected, answer_search_item, check_subscription
+from registry.dci.query import (
+    ItemRejected,
+    answer_search_item,
+    check_followed_people,
+    check_subscription,
+)
 from shared.auth import Caller
 
 __all__ = [
@@ -93,9 +98,18 @@ async def answer_search(
     message: dict[str, Any],
     sender_id: str,
     correlation_id: str,
+    timeout_ms: int,
 ) -> dict[str, Any]:
     """A ``SearchResponse`` for a ``SearchRequest`` message (each item read with ``caller``'s
-    rights and audited under the item's consent/authorize purpose)."""
+    rights and audited under the item's consent/authorize purpose).
+
+    Every statement from here to the end of the caller's transaction (or savepoint) may run
+    ``timeout_ms``: one partner's broad query cannot hold a connection and its locks for long.
+    Past it PostgreSQL cancels the statement (SQLSTATE 57014) and the caller rolls back the
+    whole message: see :mod:`registry.dci.errors` (sync) and :mod:`registry.dci.worker`.
+    """
+    # set_config(..., true) is SET LOCAL with a bound value: it ends with the transaction.
+    await session.execute(select(func.set_config("statement_timeout", f"{timeout_ms}ms", True)))
     transaction_id = str(message["transaction_id"])
     seen: set[str] = set()
     answers = []
@@ -202,8 +216,12 @@ async def subscribe(
                 _rejected(item, "rjct.notify_types.invalid", "notify_record_type: Group or Member")
             )
             continue
+        purpose = envelopes.item_purpose(
+            criteria, default=f"SPDCI subscription by {sender_id[:60]}"
+        )
         try:
             check_subscription(criteria, caller=caller)
+            await check_followed_people(session, criteria, caller=caller, purpose=purpose)
         except ItemRejected as exc:
             answers.append(_rejected(item, exc.reason_code, exc.message))
             continue
@@ -239,9 +257,7 @@ async def subscribe(
             frequency=criteria.get("frequency"),
             callback_uri=callback_uri,
             caller=transactions.caller_to_json(caller),
-            purpose=envelopes.item_purpose(
-                criteria, default=f"SPDCI subscription by {sender_id[:60]}"
-            ),
+            purpose=purpose,
             locale=item.get("locale"),
             transaction_id=transaction_id,
             reference_id=item["reference_id"],

@@ -7,16 +7,18 @@ the answer message. ``txn/status`` looks those rows up for the asking sender onl
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from registry.dci.envelope import HeaderRejection, too_many_rejected
 from registry.dci.models import DciMessage, DciSubscription, DciTransaction
 from shared.auth import Caller
 
@@ -25,11 +27,15 @@ __all__ = [
     "caller_to_json",
     "claim_pending_searches",
     "complete",
+    "complete_answered",
     "find_for_status",
     "forget_old_messages",
     "record_message",
+    "seconds_until_allowed",
     "start",
 ]
+
+_RATE_WINDOW = timedelta(minutes=1)
 
 
 def caller_to_json(caller: Caller) -> dict[str, Any]:
@@ -62,6 +68,32 @@ async def record_message(
         .returning(DciMessage.message_id)
     )
     return inserted is not None
+
+
+async def seconds_until_allowed(
+    session: AsyncSession, *, sender_id: str, per_minute: int
+) -> int | None:
+    """None while the sender has fewer than ``per_minute`` messages recorded in the last
+    minute; else the seconds until enough of them are older than a minute to send one more.
+
+    Counted from ``dci_messages``, so replays and messages answered ``ERR`` do not count.
+    Messages arriving at the same instant may pass together: the limit protects the registry
+    from a runaway client, it is not an exact quota.
+    """
+    window = func.now() - _RATE_WINDOW
+    row = (
+        await session.execute(
+            select(DciMessage.received_at, func.now())
+            .where(DciMessage.sender_id == sender_id, DciMessage.received_at > window)
+            .order_by(DciMessage.received_at.desc())
+            .offset(per_minute - 1)
+            .limit(1)
+        )
+    ).first()
+    if row is None:
+        return None
+    received_at, now = row
+    return max(1, math.ceil((received_at + _RATE_WINDOW - now).total_seconds()))
 
 
 async def forget_old_messages(session: AsyncSession, *, older_than: timedelta) -> int:
@@ -107,6 +139,21 @@ def complete(transaction: DciTransaction, *, status: str, response: dict[str, An
     transaction.status = status
     transaction.response = response
     transaction.completed_at = datetime.now(UTC)
+
+
+def complete_answered(
+    transaction: DciTransaction,
+    *,
+    response: dict[str, Any],
+    items: list[dict[str, Any]],
+    max_rejected: int,
+) -> HeaderRejection | None:
+    """Record the answer of a processed message: ``succ``, or ``rjct`` when more than
+    ``max_rejected`` of its ``items`` were rejected (the returned ``rjct.errors.too_many`` goes
+    in the answer's header)."""
+    rejection = too_many_rejected(items, limit=max_rejected)
+    complete(transaction, status="rjct" if rejection else "succ", response=response)
+    return rejection
 
 
 async def claim_pending_searches(session: AsyncSession, *, limit: int) -> list[DciTransaction]:

@@ -17,6 +17,8 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from registry.dci import delivery, service, transactions
+from registry.dci import envelope as envelopes
+from registry.dci.errors import is_statement_timeout
 from registry.dci.keys import RegistryKeyring
 from registry.dci.signature import MAX_VALIDITY_SECONDS
 from registry.settings import RegistrySettings
@@ -33,10 +35,20 @@ _KEEP_MESSAGE_IDS = timedelta(seconds=2 * MAX_VALIDITY_SECONDS)
 
 
 async def answer_pending_searches(
-    sessionmaker: async_sessionmaker[AsyncSession], *, limit: int = _SEARCHES_PER_ROUND
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: RegistrySettings,
+    *,
+    limit: int = _SEARCHES_PER_ROUND,
 ) -> int:
     """Answer acknowledged searches and queue their on-search callbacks, in one transaction
-    each batch; a search that fails is answered ``rjct`` rather than retried forever."""
+    each batch; a search that fails is answered ``rjct`` rather than retried forever.
+
+    A search past ``dci_search_timeout_ms`` is rolled back whole (its savepoint: no records
+    read, nothing audited) and called back with header ``status: rjct`` and every item
+    ``rjct``, each message starting ``err.request.timeout``: the spec has no ``rjct.*`` code for
+    a timeout, and that is the code the same search gets when sent to ``sync/search``. The
+    client sends it again (narrower, or in smaller pages) under a new message id.
+    """
     async with session_scope(sessionmaker) as session:
         pending = await transactions.claim_pending_searches(session, limit=limit)
         for transaction in pending:
@@ -50,21 +62,45 @@ async def answer_pending_searches(
                         message=transaction.request,
                         sender_id=transaction.sender_id,
                         correlation_id=correlation_id,
+                        timeout_ms=settings.dci_search_timeout_ms,
                     )
-                transactions.complete(transaction, status="succ", response=response)
-            except Exception:
-                log.exception(
-                    "registry.dci.search_failed", extra={"correlation_id": correlation_id}
+                rejection = transactions.complete_answered(
+                    transaction,
+                    response=response,
+                    items=response["search_response"],
+                    max_rejected=settings.dci_max_rejected_items,
                 )
+                if rejection is not None:
+                    header = envelopes.rejection_fields(rejection)
+            except Exception as exc:
+                if is_statement_timeout(exc):
+                    reason = (
+                        f"err.request.timeout: the search ran longer than "
+                        f"{settings.dci_search_timeout_ms} ms and was stopped; nothing of it "
+                        "was kept: narrow the query or ask for smaller pages"
+                    )
+                    log.warning(
+                        "registry.dci.search_timed_out", extra={"correlation_id": correlation_id}
+                    )
+                else:
+                    reason = "the registry could not process this search"
+                    log.exception(
+                        "registry.dci.search_failed", extra={"correlation_id": correlation_id}
+                    )
                 response = {
                     "transaction_id": transaction.transaction_id,
                     "correlation_id": correlation_id,
-                    "search_response": [],
+                    "search_response": [
+                        {
+                            "reference_id": reference_id,
+                            "timestamp": envelopes.now_iso(),
+                            "status": "rjct",
+                            "status_reason_message": reason,
+                        }
+                        for reference_id in transaction.reference_ids
+                    ],
                 }
-                header = {
-                    "status": "rjct",
-                    "status_reason_message": "the registry could not process this search",
-                }
+                header = {"status": "rjct", "status_reason_message": reason}
                 transactions.complete(transaction, status="rjct", response=response)
             assert transaction.callback_uri is not None  # async searches always have one
             await delivery.enqueue_callback(
@@ -101,7 +137,7 @@ def dci_worker(keyring: RegistryKeyring, settings: RegistrySettings) -> Backgrou
                             await transactions.forget_old_messages(
                                 session, older_than=_KEEP_MESSAGE_IDS
                             )
-                    busy += await answer_pending_searches(runtime.sessionmaker)
+                    busy += await answer_pending_searches(runtime.sessionmaker, settings)
                     signer = await keyring.signer(runtime.sessionmaker)
                     busy += await delivery.deliver_due(runtime.sessionmaker, client, signer, policy)
                 except Exception:
