@@ -77,6 +77,9 @@ def run(
     demo: Annotated[bool, typer.Option(help="Load the demo data set on first start")] = True,
 ) -> None:
     """Run Simpul on this machine: embedded PostgreSQL and broker, migrations, data, 4 services."""
+    # `kill`, `timeout` or a service manager send SIGTERM: stop the children as Ctrl-C does,
+    # instead of dying and leaving PostgreSQL, the broker and the services orphaned.
+    signal.signal(signal.SIGTERM, _interrupt)
     home = _home()
     home.mkdir(parents=True, exist_ok=True)
     private_key, public_key = _keys(home)
@@ -154,6 +157,12 @@ def run(
         if postgres is not None:
             postgres.stop()
         typer.echo("Stopped. Data kept in " + str(home))
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    # Once is enough: a second SIGTERM (uv run forwards the one it gets) would cut the cleanup.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def _database_url(server_url: str, database: str) -> str:
