@@ -18,7 +18,16 @@ from typing import Any
 import pytest
 
 from registry.events import PUBLISHED
-from registry.reconciliation import COLUMNS, ImportSummary, import_file
+from registry.nik import kk_problems, nik_problems
+from registry.reconciliation import (
+    COLUMNS,
+    ImportSummary,
+    import_file,
+    iso_date_sql,
+    kk_issue_dates,
+    kk_valid_sql,
+    nik_valid_sql,
+)
 from registry.settings import RegistrySettings
 from shared.envelope import CloudEvent
 from shared.testing import RunningService, eventually, fetch
@@ -311,6 +320,29 @@ class TestValidation:
         assert summary.failure.startswith("the header must be")
         assert [line for line, _, _ in await report(registry_settings, summary.id)] == [1]
 
+    async def test_files_copy_cannot_take_are_read_line_by_line(
+        self, registry_settings: RegistrySettings, tmp_path: Path
+    ) -> None:
+        # A quoted line break, a blank line and spaces around values: line numbers count
+        # physical lines and the values are trimmed, whichever way the file was staged.
+        first, spaced, last = family(1), family(1), family(2)
+        last.members[1].sex = "X"
+        data = rows([first, spaced, last])
+        data[0][2] = "Jl. Merapi\nRT 003"
+        data[1] = [f"  {value} " for value in data[1]]
+        lines = csv_bytes(data).split(b"\n")
+        text = b"\n".join([*lines[:3], b"", *lines[3:]])
+        summary = await run(registry_settings, tmp_path, text)
+        assert (summary.valid_rows, summary.invalid_rows) == (2, 2)
+        errors = await report(registry_settings, summary.id)
+        assert [(line, name) for line, name, _ in errors] == [(6, "kk"), (7, "sex")]
+        stored = await fetch(
+            registry_settings,
+            "SELECT kk, address FROM household WHERE kk = ANY($1) ORDER BY address",
+            [first.kk, spaced.kk],
+        )
+        assert [r["address"] for r in stored] == ["Jl. Merapi\nRT 003", spaced.address]
+
     async def test_a_living_head_left_in_place_blocks_a_new_head(
         self, registry_settings: RegistrySettings, tmp_path: Path
     ) -> None:
@@ -323,6 +355,129 @@ class TestValidation:
         [(line, name, reason)] = await report(registry_settings, summary.id)
         assert (line, name) == (2, "relationship")
         assert reason.startswith("the KK already has a living head in the registry")
+
+
+def _years_later(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def _nik_cases() -> list[tuple[str, str, str]]:
+    """(NIK, birth date, sex): valid ones, every rule broken, and random date parts."""
+    rng = random.Random(3)
+    cases = []
+    for born, sex in [
+        (date(1987, 4, 9), "M"),
+        (date(1987, 4, 9), "F"),
+        (date(2000, 2, 29), "F"),
+        (date(1900, 2, 28), "M"),
+        (date(2024, 12, 31), "F"),
+        (date(1999, 1, 1), "M"),
+    ]:
+        nik = make_nik(birth_date=born, sex=sex, serial=17)
+        other = "F" if sex == "M" else "M"
+        cases += [
+            (nik, born.isoformat(), sex),
+            (nik, born.isoformat(), other),  # the +40 says the other sex
+            (nik[:12] + "0000", born.isoformat(), sex),
+            ("999999" + nik[6:], born.isoformat(), sex),  # no such district
+            (nik, (born - timedelta(days=1)).isoformat(), sex),
+            (nik, _years_later(born, -100).isoformat(), sex),  # another century: fine
+            (nik, _years_later(born, 1).isoformat(), sex),
+            (nik[:15], born.isoformat(), sex),
+            (nik[:15] + "x", born.isoformat(), sex),
+            (nik + "1", born.isoformat(), sex),
+        ]
+    for _ in range(300):  # random date parts against random birth dates near them
+        born = date(1950, 1, 1) + timedelta(days=rng.randint(0, 27000))
+        sex = rng.choice("MF")
+        nik = make_nik(birth_date=born, sex=sex)
+        digits = list(nik)
+        for _ in range(rng.randint(0, 2)):
+            digits[rng.randint(6, 11)] = str(rng.randint(0, 9))
+        cases.append(("".join(digits), born.isoformat(), sex))
+    return cases
+
+
+def _kk_cases(today: date) -> list[str]:
+    rng = random.Random(4)
+    cards = [
+        f"{DISTRICT}{part}{serial}"
+        for part in ("010101", "290200", "290201", "310426", "311126", "320101", "450101")
+        + (f"{today:%d%m%y}", f"{today + timedelta(days=1):%d%m%y}", "000000", "011300")
+        for serial in ("0001", "0000")
+    ]
+    cards += ["99999901010" + "10001", DISTRICT + "0101010001x", DISTRICT + "01010100011"]
+    cards += [
+        f"{DISTRICT}{rng.randint(0, 35):02d}{rng.randint(0, 13):02d}{rng.randint(0, 99):02d}0001"
+        for _ in range(400)
+    ]
+    return cards
+
+
+class TestSqlChecksAgreeWithNik:
+    """The import judges rows in SQL and explains them with `registry.nik`: both must give the
+    same verdict on the same cases, or a clerk would read a reason for a row that was fine."""
+
+    async def test_nik(self, registry_settings: RegistrySettings) -> None:
+        cases = _nik_cases()
+        found = await fetch(
+            registry_settings,
+            f"SELECT c.i, {nik_valid_sql('c.nik', 'c.birth', 'c.sex')} AS ok "
+            "FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY "
+            "AS c(nik, birth, sex, i) ORDER BY c.i",
+            *map(list, zip(*cases, strict=True)),
+        )
+        districts = await self._districts(registry_settings)
+        expected = [
+            not nik_problems(nik, birth_date=date.fromisoformat(born), sex=sex)
+            and nik[:6] in districts
+            for nik, born, sex in cases
+        ]
+        assert [r["ok"] for r in found] == expected
+        assert 20 < sum(expected) < len(cases) - 20  # both verdicts are well represented
+
+    async def test_kk(self, registry_settings: RegistrySettings) -> None:
+        today = date.today()
+        cases = _kk_cases(today)
+        found = await fetch(
+            registry_settings,
+            f"SELECT c.i, {kk_valid_sql('c.kk')} AS ok "
+            "FROM unnest($2::text[]) WITH ORDINALITY AS c(kk, i) ORDER BY c.i",
+            kk_issue_dates(today),
+            cases,
+        )
+        districts = await self._districts(registry_settings)
+        expected = [not kk_problems(kk, today=today) and kk[:6] in districts for kk in cases]
+        assert [r["ok"] for r in found] == expected
+        assert 20 < sum(expected) < len(cases) - 20
+
+    async def test_dates(self, registry_settings: RegistrySettings) -> None:
+        cases = [
+            "2020-02-29", "2019-02-29", "1900-02-29", "2000-02-29", "0001-01-01", "0000-01-01",
+            "9999-12-31", "2020-13-01", "2020-00-10", "2020-04-31", "2020-04-30", "2020-1-01",
+            "2020/01/01", "abcd-ef-gh", "20200101", "", "2020-01-01 ", "\uff12020-01-01",
+        ]  # fmt: skip
+        found = await fetch(
+            registry_settings,
+            f"SELECT c.i, {iso_date_sql('c.d')} AS ok "
+            "FROM unnest($1::text[]) WITH ORDINALITY AS c(d, i) ORDER BY c.i",
+            cases,
+        )
+        expected = []
+        for text in cases:
+            try:
+                expected.append(len(text) == 10 and bool(date.fromisoformat(text)))
+            except ValueError:
+                expected.append(False)
+        assert [r["ok"] for r in found] == expected
+
+    @staticmethod
+    async def _districts(settings: RegistrySettings) -> set[str]:
+        rows = await fetch(settings, "SELECT code FROM region WHERE level = 3")
+        return {r["code"] for r in rows}
 
 
 class TestEvents:
