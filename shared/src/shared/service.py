@@ -261,6 +261,9 @@ def create_service_app(
         version=version,
         lifespan=lifespan,
         openapi_tags=openapi_tags,
+        # Simpul traces and measures every request itself (shared.observability: traceparent,
+        # Prometheus); FastAPI's own OpenTelemetry would look for providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     if settings.jwt_public_key is not None:

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import re
 from types import SimpleNamespace
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 import asyncpg
 import orjson
@@ -92,13 +92,17 @@ class HotLookups:
         nik = path[len(PREFIX) :]
         if not _NIK.fullmatch(nik):
             return None
-        query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
-        if len(query) != 1 or query[0][0] != "purpose" or len(query[0][1]) not in _PURPOSE_LENGTH:
+        # Exactly one parameter, `purpose` (decoded as Starlette's query parsing decodes it).
+        name, _, value = scope["query_string"].decode("latin-1").partition("=")
+        if name != "purpose" or "&" in value:
+            return None
+        purpose = unquote_plus(value)
+        if len(purpose) not in _PURPOSE_LENGTH:
             return None
         caller = _caller(scope)
         if caller is None or not caller.has_scope(_SCOPE):
             return None
-        return nik, query[0][1], caller
+        return nik, purpose, caller
 
     async def _statement_pool(self) -> asyncpg.Pool:
         if self._pool is None:
