@@ -26,7 +26,6 @@ from registry.dci.inbound import (
     Signer,
     ack,
     err,
-    queue_rejection,
     receive,
     settings_of,
     start_transaction,
@@ -86,6 +85,19 @@ def _rejected(
     return message
 
 
+async def _reject_later(
+    session: AsyncSession,
+    received: Received,
+    transaction: DciTransaction,
+    *,
+    action: str,
+    answer: dict[str, Any],
+) -> JSONResponse:
+    """Acknowledge an async message rejected at header level; the rejection is called back."""
+    message = _rejected(received, transaction, answer)
+    return await _call_back(session, received, action=action, message=message)
+
+
 async def _call_back(
     session: AsyncSession,
     received: Received,
@@ -94,9 +106,16 @@ async def _call_back(
     message: dict[str, Any],
     rejection: HeaderRejection | None = None,
 ) -> JSONResponse:
-    """Queue the answer to the sender's callback URL (same transaction) and acknowledge;
-    ``rejection`` (``rjct.errors.too_many``) goes in the callback's header."""
+    """Queue the answer to the sender's callback URL (same transaction) and acknowledge.
+
+    The callback's header carries the message's own header-level rejection (nothing in it was
+    done), else ``rejection`` (``rjct.errors.too_many``: the items were answered)."""
     assert received.callback_uri is not None  # receive() demands one on async routes
+    header = None
+    if received.rejection is not None:
+        header = {**envelopes.rejection_fields(received.rejection), "completed_count": 0}
+    elif rejection is not None:
+        header = envelopes.rejection_fields(rejection)
     await enqueue_callback(
         session,
         sender_id=received.sender_id,
@@ -105,7 +124,7 @@ async def _call_back(
         message=message,
         transaction_id=received.transaction_id,
         correlation_id=message["correlation_id"],
-        header=envelopes.rejection_fields(rejection) if rejection else None,
+        header=header,
     )
     return ack(message["correlation_id"])
 
@@ -167,10 +186,10 @@ async def search(request: Request, session: SessionDep) -> JSONResponse:
         session, received, txn_type="search", items_key="search_request"
     )
     if received.rejection is not None:
-        message = _rejected(received, transaction, {"search_response": []})
-        await queue_rejection(session, received, action="on-search", message=message)
-    else:
-        transaction.status = "pdng"  # the DCI worker picks it up after commit
+        return await _reject_later(
+            session, received, transaction, action="on-search", answer={"search_response": []}
+        )
+    transaction.status = "pdng"  # the DCI worker picks it up after commit
     return ack(str(transaction.id))
 
 
@@ -192,9 +211,9 @@ async def subscribe(request: Request, session: SessionDep) -> JSONResponse:
         session, received, txn_type="subscribe", items_key="subscribe_request"
     )
     if received.rejection is not None:
-        message = _rejected(received, transaction, {"subscribe_response": []})
-        await queue_rejection(session, received, action="on-subscribe", message=message)
-        return ack(message["correlation_id"])
+        return await _reject_later(
+            session, received, transaction, action="on-subscribe", answer={"subscribe_response": []}
+        )
     assert received.callback_uri is not None
     message = await service.subscribe(
         session,
@@ -241,13 +260,10 @@ async def unsubscribe(request: Request, session: SessionDep) -> JSONResponse:
         )
     transaction = await start_transaction(session, received, txn_type="unsubscribe", items_key=None)
     if received.rejection is not None:
-        message = _rejected(
-            received,
-            transaction,
-            {"timestamp": envelopes.now_iso(), "status": "rjct", "subscription_status": []},
+        answer = {"timestamp": envelopes.now_iso(), "status": "rjct", "subscription_status": []}
+        return await _reject_later(
+            session, received, transaction, action="on-unsubscribe", answer=answer
         )
-        await queue_rejection(session, received, action="on-unsubscribe", message=message)
-        return ack(message["correlation_id"])
     message = await service.unsubscribe(
         session,
         message=received.message,
@@ -320,9 +336,6 @@ async def txn_status(request: Request, session: SessionDep) -> JSONResponse:
     if isinstance(outcome, JSONResponse):
         return outcome
     received, message = outcome
-    if received.rejection is not None:
-        await queue_rejection(session, received, action="txn-on-status", message=message)
-        return ack(message["correlation_id"])
     return await _call_back(session, received, action="txn-on-status", message=message)
 
 

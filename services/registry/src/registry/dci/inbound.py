@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.dci import envelope as envelopes
 from registry.dci import senders, signature, transactions
-from registry.dci.delivery import enqueue_callback
 from registry.dci.envelope import Envelope, EnvelopeError, HeaderRejection
 from registry.dci.keys import RegistryKeyring
 from registry.dci.models import DciSender, DciTransaction
@@ -37,7 +36,6 @@ __all__ = [
     "Signer",
     "ack",
     "err",
-    "queue_rejection",
     "receive",
     "settings_of",
     "start_transaction",
@@ -303,21 +301,3 @@ def sync_answer(
         rejection=received.rejection or rejection,
     )
     return JSONResponse(signer.envelope(header, message))
-
-
-async def queue_rejection(
-    session: AsyncSession, received: Received, *, action: str, message: dict[str, Any]
-) -> None:
-    """An async message rejected at header level: the rjct travels in the callback header."""
-    assert received.rejection is not None
-    assert received.callback_uri is not None
-    await enqueue_callback(
-        session,
-        sender_id=received.sender_id,
-        url=received.callback_uri,
-        action=action,
-        message=message,
-        transaction_id=received.transaction_id,
-        correlation_id=message.get("correlation_id"),
-        header={**envelopes.rejection_fields(received.rejection), "completed_count": 0},
-    )
