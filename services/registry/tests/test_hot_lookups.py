@@ -6,14 +6,22 @@ reaches the FastAPI route: comparing the two answers compares the two paths.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import date
+from typing import Any
 
 import pytest
+from fastapi.routing import APIRoute
+from sqlalchemy import text
 
+from registry.api import dci_senders, households, imports, lookups, persons, regions, statistics
+from registry.api.dependencies import AuditedReadSession
+from registry.api.hot_lookups import HotLookups
+from registry.app import create_app
 from registry.projection import IDENTITY, READ, SOCIOECONOMIC
 from registry.settings import RegistrySettings
-from shared.testing import RunningService, fetch
+from shared.testing import RunningService, fetch, running_service
 
 from .factories import OTHER_REGENCY_VILLAGE
 from .test_lookups import PURPOSE, audit_rows, insert_household, register, unknown_nik
@@ -134,3 +142,84 @@ async def test_requests_the_hot_path_declines_get_the_routes_errors(
     )
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def _hot_lookups(app: Any) -> HotLookups:
+    layer = app.middleware_stack
+    while not isinstance(layer, HotLookups):
+        layer = layer.app
+    return layer
+
+
+def _audited_read_dependency() -> Any:
+    """The function behind ``AuditedReadSession``, as FastAPI calls it."""
+    return AuditedReadSession.__metadata__[0].dependency
+
+
+@contextlib.asynccontextmanager
+async def new_connections_wait_for_flush(settings: RegistrySettings) -> AsyncIterator[None]:
+    """Test servers run with ``synchronous_commit = off``; connections opened inside this block
+    start from ``on``, as in production, so that turning it off shows."""
+    alter = "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I {}', current_database()); END $$"
+    await fetch(settings, alter.format("SET synchronous_commit = on"))
+    try:
+        yield
+    finally:
+        await fetch(settings, alter.format("RESET synchronous_commit"))
+
+
+@pytest.mark.parametrize(("commit", "flush_wait"), [("durable", "on"), ("async", "off")])
+async def test_read_audit_commit_decides_whether_lookups_wait_for_the_disk(
+    registry_settings: RegistrySettings, auth_header: Headers, commit: str, flush_wait: str
+) -> None:
+    settings = registry_settings.model_copy(update={"read_audit_commit": commit})
+    app = create_app(settings, run_relay=False, run_consumers=False)
+    async with new_connections_wait_for_flush(settings), running_service(app) as service:
+        person = await register(service, auth_header)
+        for params in (PURPOSE, ROUTE_ONLY):  # the hot path, then the route
+            response = await service.client.get(
+                f"/v1/persons/by-nik/{person['nik']}",
+                params=params,
+                headers=auth_header(scopes=[READ]),
+            )
+            assert response.status_code == 200, response.text
+        # Either way every read is audited, in the statement that reads.
+        assert len(await audit_rows(settings, person["id"])) == 2
+
+        pool = await _hot_lookups(app)._statement_pool()
+        async with pool.acquire() as connection:
+            assert await connection.fetchval("SHOW synchronous_commit") == flush_wait
+        request = type("Request", (), {"app": app})()
+        async with service.runtime.sessionmaker() as session, session.begin():
+            await _audited_read_dependency()(request, session)
+            shown = await session.scalar(text("SHOW synchronous_commit"))
+        assert shown == flush_wait
+
+
+def test_every_audited_read_route_takes_the_audited_read_session() -> None:
+    audited_read = _audited_read_dependency()
+
+    def calls(dependant: Any) -> Iterator[Any]:
+        for dependency in dependant.dependencies:
+            yield dependency.call
+            yield from calls(dependency)
+
+    routes = [
+        route
+        for module in (persons, lookups, households, regions, statistics, imports, dci_senders)
+        for route in module.router.routes
+        if isinstance(route, APIRoute)
+    ]
+    reads = [
+        route
+        for route in routes
+        if any(param.name == "purpose" for param in route.dependant.query_params)
+        or route.path == "/v1/persons/lookup"
+    ]
+    assert len(reads) == 7  # by id, by NIK, by KK, batch, search, two histories
+    for route in reads:
+        assert audited_read in set(calls(route.dependant)), route.path
+    # ...and nothing that changes data gives up waiting for the disk.
+    for route in routes:
+        if route.methods & {"POST", "PATCH", "PUT", "DELETE"} and route not in reads:
+            assert audited_read not in set(calls(route.dependant)), route.path

@@ -99,20 +99,27 @@ class _StatementConnection(asyncpg.Connection):  # type: ignore[misc]
 
 
 async def create_statement_pool(
-    url: str, *, size: int = 10, application_name: str = "simpul"
+    url: str, *, size: int = 10, application_name: str = "simpul", wait_for_flush: bool = True
 ) -> asyncpg.Pool:
     """A plain asyncpg pool for hot single-statement paths that need no ORM session.
 
     Same database, same safeguards as :func:`create_engine`; a statement run on it commits by
-    itself (autocommit), so it must be the whole unit of work.
+    itself (autocommit), so it must be the whole unit of work. ``wait_for_flush=False`` gives
+    its connections ``synchronous_commit = off``: a commit returns before its WAL reaches the
+    disk, and a crash of PostgreSQL (not of the caller) can lose the last few hundred
+    milliseconds of commits, never half of one. Only for statements whose writes may be lost
+    that way.
     """
+    server_settings = _server_settings(application_name)
+    if not wait_for_flush:
+        server_settings["synchronous_commit"] = "off"
     return await asyncpg.create_pool(
         sync_url(url),
         min_size=1,
         max_size=size,
         max_inactive_connection_lifetime=300,
         connection_class=_StatementConnection,
-        server_settings=_server_settings(application_name),
+        server_settings=server_settings,
     )
 
 

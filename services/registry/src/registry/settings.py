@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -30,6 +32,15 @@ class RegistrySettings(SharedSettings):
         le=200,
         description="Connections per process of the by-NIK hot path (registry.api.hot_lookups), "
         "beside database_pool_size.",
+    )
+    read_audit_commit: Literal["durable", "async"] = Field(
+        default="durable",
+        description="How lookups commit their audit rows. durable: an answer leaves once its "
+        "audit rows are on disk. async: the audit rows still commit with the read, in the same "
+        "statement, but the answer does not wait for the disk (PostgreSQL's synchronous_commit "
+        "off), so a crash of PostgreSQL can lose the read audits of its last ~0.6 s (3 x "
+        "wal_writer_delay); never data, changes or events, which always wait. Worth it where "
+        "the disk's flush time decides lookup latency (README, Benchmarks).",
     )
     dci_sender_id: str = Field(
         default="simpul-registry",

@@ -1,13 +1,18 @@
-"""Who may call what: the scope aliases every registry route uses."""
+"""Who may call what (the scope aliases every registry route uses), and the audited reads'
+unit of work."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
-from fastapi import Depends, Query
+from fastapi import Depends, Query, Request
 from pydantic import AwareDatetime
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from registry.settings import RegistrySettings
 from shared.auth import Caller, require_scope
+from shared.service import SessionDep, get_runtime
 
 Reader = Annotated[Caller, Depends(require_scope("registry:read"))]
 Writer = Annotated[Caller, Depends(require_scope("registry:write"))]
@@ -28,3 +33,19 @@ AsOf = Annotated[
         examples=["2026-01-31T23:59:59+07:00"],
     ),
 ]
+
+
+_NO_FLUSH_WAIT = text("SET LOCAL synchronous_commit = off")
+
+
+async def _audited_read_session(request: Request, session: SessionDep) -> AsyncSession:
+    """The request's session, for routes that read personal data and write only its audit
+    rows: with ``read_audit_commit = async`` their commit does not wait for the disk (see the
+    setting), as on the by-NIK hot path. Routes that change anything never use this."""
+    settings = cast(RegistrySettings, get_runtime(request).settings)
+    if settings.read_audit_commit == "async":
+        await session.execute(_NO_FLUSH_WAIT)
+    return session
+
+
+AuditedReadSession = Annotated[AsyncSession, Depends(_audited_read_session)]

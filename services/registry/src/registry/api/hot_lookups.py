@@ -48,10 +48,13 @@ _ROUTE = SimpleNamespace(path=PREFIX + "{nik}")
 class HotLookups:
     """Serves the common case of the by-NIK lookup; hands everything else to ``app``."""
 
-    def __init__(self, app: ASGIApp, *, database_url: str, pool_size: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, database_url: str, pool_size: int, wait_for_flush: bool = True
+    ) -> None:
         self.app = app
         self._database_url = database_url
         self._pool_size = pool_size
+        self._wait_for_flush = wait_for_flush  # settings.read_audit_commit
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
 
@@ -112,6 +115,7 @@ class HotLookups:
                         self._database_url,
                         size=self._pool_size,
                         application_name="simpul-registry-lookups",
+                        wait_for_flush=self._wait_for_flush,
                     )
         return self._pool
 

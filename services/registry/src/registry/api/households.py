@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry import changes, service
-from registry.api.dependencies import AsOf, Purpose, Reader, Writer
+from registry.api.dependencies import AsOf, AuditedReadSession, Purpose, Reader, Writer
 from registry.errors import (
     HouseholdAlreadyHasHead,
     HouseholdDissolved,
@@ -217,7 +217,7 @@ async def merge_households(
 async def read_household_versions(
     household_id: uuid.UUID,
     purpose: Purpose,
-    session: SessionDep,
+    session: AuditedReadSession,
     caller: Reader,
     as_of: AsOf = None,
 ) -> HouseholdHistory:

@@ -16,13 +16,12 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
 from registry import lookups
-from registry.api.dependencies import Purpose, Reader
+from registry.api.dependencies import AuditedReadSession, Purpose, Reader
 from registry.errors import HouseholdNotFound, PersonNotFound
 from registry.lookups import PersonLookupRequest, PersonLookupResponse, PersonPage, PersonSearch
 from registry.projection import HouseholdView, PersonView
 from registry.schemas import KK_PATTERN, NIK_PATTERN
 from shared.errors import Forbidden, Unauthorized, problem_responses
-from shared.service import SessionDep
 
 router = APIRouter(prefix="/v1", tags=["lookups"])
 
@@ -41,7 +40,7 @@ def json_response(content: Any) -> Response:
 async def read_person_by_nik(
     nik: Annotated[str, Path(pattern=NIK_PATTERN, examples=["1771014509900001"])],
     purpose: Purpose,
-    session: SessionDep,
+    session: AuditedReadSession,
     caller: Reader,
 ) -> Response:
     """One person by NIK, with the fields your scopes reveal (audited with your purpose)."""
@@ -57,7 +56,7 @@ async def read_person_by_nik(
 async def read_household_by_kk(
     kk: Annotated[str, Path(pattern=KK_PATTERN, examples=["1771010101200001"])],
     purpose: Purpose,
-    session: SessionDep,
+    session: AuditedReadSession,
     caller: Reader,
 ) -> Response:
     """One family card (KK) with the members you may see (audited with your purpose)."""
@@ -71,7 +70,7 @@ async def read_household_by_kk(
     responses=problem_responses(Unauthorized, Forbidden),
 )
 async def lookup_persons(
-    lookup_in: PersonLookupRequest, session: SessionDep, caller: Reader
+    lookup_in: PersonLookupRequest, session: AuditedReadSession, caller: Reader
 ) -> Response:
     """Verify up to 1,000 NIKs in one call: `found` or `not_found` for each distinct NIK."""
     answer = await lookups.lookup_niks(
@@ -87,7 +86,7 @@ async def lookup_persons(
 )
 async def search_persons(
     purpose: Purpose,
-    session: SessionDep,
+    session: AuditedReadSession,
     caller: Reader,
     region: Annotated[
         str | None,

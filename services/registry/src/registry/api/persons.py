@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from registry import changes, lookups, service
-from registry.api.dependencies import AsOf, Purpose, Reader, Writer
+from registry.api.dependencies import AsOf, AuditedReadSession, Purpose, Reader, Writer
 from registry.api.lookups import json_response
 from registry.errors import (
     HouseholdAlreadyHasHead,
@@ -73,7 +73,7 @@ async def create_person(
     responses=problem_responses(Unauthorized, Forbidden, PersonNotFound),
 )
 async def read_person(
-    person_id: uuid.UUID, purpose: Purpose, session: SessionDep, caller: Reader
+    person_id: uuid.UUID, purpose: Purpose, session: AuditedReadSession, caller: Reader
 ) -> Response:
     """Read one person, with the fields your scopes reveal (audited with your purpose)."""
     person = await lookups.person_by_id(
@@ -168,7 +168,11 @@ async def move_person(
     responses=problem_responses(Unauthorized, Forbidden, PersonNotFound),
 )
 async def read_person_versions(
-    person_id: uuid.UUID, purpose: Purpose, session: SessionDep, caller: Reader, as_of: AsOf = None
+    person_id: uuid.UUID,
+    purpose: Purpose,
+    session: AuditedReadSession,
+    caller: Reader,
+    as_of: AsOf = None,
 ) -> PersonHistory:
     """Every version of a person, or the one valid at `as_of`, projected by your scopes
     (audited with your purpose)."""
