@@ -35,12 +35,14 @@ class RegistrySettings(SharedSettings):
     )
     read_audit_commit: Literal["durable", "async"] = Field(
         default="durable",
-        description="How lookups commit their audit rows. durable: an answer leaves once its "
-        "audit rows are on disk. async: the audit rows still commit with the read, in the same "
-        "statement, but the answer does not wait for the disk (PostgreSQL's synchronous_commit "
-        "off), so a crash of PostgreSQL can lose the read audits of its last ~0.6 s (3 x "
-        "wal_writer_delay); never data, changes or events, which always wait. Worth it where "
-        "the disk's flush time decides lookup latency (README, Benchmarks).",
+        description="How the REST lookups (by id, NIK and KK, batch, search, histories) commit "
+        "their audit rows. durable: an answer leaves once its audit rows are on disk. async: "
+        "the audit rows still commit with the read, in the same statement, but the answer does "
+        "not wait for the disk (PostgreSQL's synchronous_commit off), so a crash of PostgreSQL "
+        "can lose the read audits of its last ~0.6 s (3 x wal_writer_delay); never data, "
+        "changes or events, which always wait, and SPDCI searches, which also record their "
+        "transaction, always wait too. Worth it where the disk's flush time decides lookup "
+        "latency (README, Registry).",
     )
     dci_sender_id: str = Field(
         default="simpul-registry",
