@@ -15,7 +15,7 @@ import pytest
 from fastapi.routing import APIRoute
 from sqlalchemy import text
 
-from registry.api import dci_senders, households, imports, lookups, persons, regions, statistics
+from registry.api import ROUTERS
 from registry.api.dependencies import AuditedReadSession
 from registry.api.hot_lookups import HotLookups
 from registry.app import create_app
@@ -206,8 +206,8 @@ def test_every_audited_read_route_takes_the_audited_read_session() -> None:
 
     routes = [
         route
-        for module in (persons, lookups, households, regions, statistics, imports, dci_senders)
-        for route in module.router.routes
+        for resource_router in ROUTERS
+        for route in resource_router.routes
         if isinstance(route, APIRoute)
     ]
     reads = [

@@ -57,7 +57,7 @@ def create_app(
                 HotLookups,
                 database_url=settings.database_url,
                 pool_size=settings.lookup_pool_size,
-                wait_for_flush=settings.read_audit_commit == "durable",
+                wait_for_flush=settings.read_audits_wait_for_flush,
             )
         ],
     )

@@ -83,3 +83,7 @@ class RegistrySettings(SharedSettings):
         default=2.0, ge=0, description="First retry delay; doubles each time (with jitter)."
     )
     dci_callback_backoff_max_seconds: float = Field(default=900.0, ge=0)
+
+    @property
+    def read_audits_wait_for_flush(self) -> bool:
+        return self.read_audit_commit == "durable"

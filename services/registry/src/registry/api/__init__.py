@@ -14,8 +14,13 @@ from registry.api import (
     statistics,
 )
 
+# One router per resource module, in the order the OpenAPI document lists them.
+ROUTERS = tuple(
+    module.router
+    for module in (persons, regions, lookups, households, statistics, imports, dci_senders)
+)
 router = APIRouter()
-for module in (persons, regions, lookups, households, statistics, imports, dci_senders):
-    router.include_router(module.router)
+for resource_router in ROUTERS:
+    router.include_router(resource_router)
 
-__all__ = ["router"]
+__all__ = ["ROUTERS", "router"]

@@ -43,7 +43,7 @@ async def _audited_read_session(request: Request, session: SessionDep) -> AsyncS
     rows: with ``read_audit_commit = async`` their commit does not wait for the disk (see the
     setting), as on the by-NIK hot path. Routes that change anything never use this."""
     settings = cast(RegistrySettings, get_runtime(request).settings)
-    if settings.read_audit_commit == "async":
+    if not settings.read_audits_wait_for_flush:
         await session.execute(_NO_FLUSH_WAIT)
     return session
 
