@@ -124,8 +124,11 @@ TODAY = date(2026, 11, 25)
                 "KK serial 0000 is never issued (serials start at 0001)",
             ],
         ),
-        ("177101250524001", ["KK must be exactly 16 digits"]),
-        ("17710125052400O1", ["KK must be exactly 16 digits"]),
+        ("177101250524001", ["KK must be exactly 16 digits, got 15"]),
+        (
+            "17710125052400O1",
+            ["KK must be exactly 16 digits, got 16 characters with a non-digit at position 15"],
+        ),
     ],
 )
 def test_kk_rules(kk: str, problems: list[str]) -> None:

@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.errors import HouseholdNotFound, PersonNotFound
 from registry.projection import IDENTITY, SOCIOECONOMIC, PersonView, Projection, projection_for
-from registry.schemas import NIK_PATTERN
+from registry.schemas import NikNumber
 from shared.audit import AUDIT_TABLE
 from shared.auth import Caller
 from shared.errors import Forbidden
@@ -72,7 +72,7 @@ MAX_BATCH = 1000
 # "Siti Rahmah" 0.33, which the default threshold of 0.3 would let in, do not.
 NAME_SIMILARITY = 0.5
 
-Nik = Annotated[str, Field(pattern=NIK_PATTERN, examples=["1771014509900001"])]
+Nik = Annotated[NikNumber, Field(examples=["1771014509900001"])]
 
 
 class PersonLookupRequest(BaseModel):

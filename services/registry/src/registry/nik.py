@@ -7,19 +7,67 @@ KK (family card) digits 1-6: the district where the card was issued; 7-12: the i
 (no +40: a card has no sex); 13-16: a serial from 0001.
 
 Whether the district exists is checked against the region table by the caller.
+
+The words here are the registry's reasons wherever it refuses a value: the API's validation
+errors and the import's error report quote the same functions, so a clerk reads one sentence
+for one mistake.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 
-__all__ = ["kk_problems", "nik_problems"]
+__all__ = [
+    "future_date_problem",
+    "kk_format_problem",
+    "kk_problems",
+    "nik_format_problem",
+    "nik_problems",
+    "today_in_indonesia",
+]
+
+# The easternmost Indonesian time zone (WIT): a birth "today" in Papua is not in the future.
+_WIT = timezone(timedelta(hours=9))
+
+
+def today_in_indonesia() -> date:
+    """The latest date it is anywhere in Indonesia."""
+    return datetime.now(_WIT).date()
+
+
+def future_date_problem(what: str, day: date, *, today: date | None = None) -> str | None:
+    """Why ``day`` (a birth or death date, named by ``what``) cannot be, or None."""
+    if day > (today or today_in_indonesia()):
+        return f"{what} {day.isoformat()} is in the future"
+    return None
+
+
+def _sixteen_digits_problem(name: str, number: str) -> str | None:
+    # ASCII only: str.isdigit() also takes Arabic-Indic and superscript digits, which neither
+    # Dukcapil nor the database's format constraint does.
+    if len(number) == 16 and number.isascii() and number.isdigit():
+        return None
+    position = next((i for i, c in enumerate(number, 1) if not ("0" <= c <= "9")), None)
+    if position is None:
+        return f"{name} must be exactly 16 digits, got {len(number)}"
+    count = f"{len(number)} character" + ("" if len(number) == 1 else "s")
+    return f"{name} must be exactly 16 digits, got {count} with a non-digit at position {position}"
+
+
+def nik_format_problem(nik: str) -> str | None:
+    """Why ``nik`` is not even shaped like a NIK (16 digits), or None."""
+    return _sixteen_digits_problem("NIK", nik)
+
+
+def kk_format_problem(kk: str) -> str | None:
+    """Why ``kk`` is not even shaped like a family-card number (16 digits), or None."""
+    return _sixteen_digits_problem("KK", kk)
 
 
 def nik_problems(nik: str, *, birth_date: date | None = None, sex: str | None = None) -> list[str]:
     """Everything wrong with ``nik`` (empty when it is valid), in words a clerk understands."""
-    if len(nik) != 16 or not nik.isdigit():
-        return ["NIK must be exactly 16 digits"]
+    if malformed := nik_format_problem(nik):
+        return [malformed]
     problems: list[str] = []
     day, month, year2 = int(nik[6:8]), int(nik[8:10]), int(nik[10:12])
     female = day > 40
@@ -53,8 +101,8 @@ def nik_problems(nik: str, *, birth_date: date | None = None, sex: str | None = 
 
 def kk_problems(kk: str, *, today: date | None = None) -> list[str]:
     """Everything wrong with the family-card number ``kk`` (empty when it is valid)."""
-    if len(kk) != 16 or not kk.isdigit():
-        return ["KK must be exactly 16 digits"]
+    if malformed := kk_format_problem(kk):
+        return [malformed]
     problems: list[str] = []
     day, month, year2 = int(kk[6:8]), int(kk[8:10]), int(kk[10:12])
     today = today or date.today()

@@ -77,7 +77,7 @@ from registry.models import (
     ImportBatch,
     ImportRowError,
 )
-from registry.nik import kk_problems, nik_problems
+from registry.nik import future_date_problem, kk_problems, nik_problems
 from shared.db import sync_url
 from shared.errors import Forbidden, NotFound, UnprocessableContent
 from shared.observability import current_traceparent
@@ -537,8 +537,8 @@ def _explain(row: Any, *, today: date) -> list[tuple[str, str]]:
     birth = _parse_date(birth_text)
     if birth is None:
         problems.append(("birth_date", f"{birth_text[:20]!r} is not a date (YYYY-MM-DD)"))
-    elif birth > today:
-        problems.append(("birth_date", "birth date is in the future"))
+    elif future := future_date_problem("birth date", birth, today=today):
+        problems.append(("birth_date", future))
     if sex not in ("M", "F"):
         problems.append(("sex", f"sex must be M or F, found {sex[:10]!r}"))
     nik_found = nik_problems(nik, birth_date=birth, sex=sex if sex in ("M", "F") else None)
@@ -561,8 +561,8 @@ def _explain(row: Any, *, today: date) -> list[tuple[str, str]]:
                     else f"{death_text[:20]!r} is not a date (YYYY-MM-DD)",
                 )
             )
-        elif death > today:
-            problems.append(("death_date", "death date is in the future"))
+        elif future := future_date_problem("death date", death, today=today):
+            problems.append(("death_date", future))
         elif birth is not None and death < birth:
             problems.append(("death_date", "death date is before the birth date"))
     elif death_text:

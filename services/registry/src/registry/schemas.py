@@ -3,16 +3,58 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from registry.events import DeathSource
+from registry.nik import future_date_problem, kk_format_problem, nik_format_problem
 
 NIK_PATTERN = r"^[0-9]{16}$"
 KK_PATTERN = r"^[0-9]{16}$"
 VILLAGE_PATTERN = r"^[0-9]{10}$"
+
+_Value = TypeVar("_Value")
+
+
+def _refused_by(problem: Callable[[_Value], str | None], error_type: str) -> AfterValidator:
+    """A validator that refuses with the registry's own reason (the import's words), not
+    pydantic's generic one such as "String should match pattern"."""
+
+    def check(value: _Value) -> _Value:
+        if (reason := problem(value)) is not None:
+            raise PydanticCustomError(error_type, reason)
+        return value
+
+    return AfterValidator(check)
+
+
+def _sixteen_digits(pattern: str) -> WithJsonSchema:
+    # The validator does the refusing; the document still states the shape it accepts.
+    return WithJsonSchema({"type": "string", "pattern": pattern, "minLength": 16, "maxLength": 16})
+
+
+# Checked after a model's str_strip_whitespace, so " 1771014509900001 " is still taken, trimmed.
+NikNumber = Annotated[
+    str, _refused_by(nik_format_problem, "nik_format"), _sixteen_digits(NIK_PATTERN)
+]
+KkNumber = Annotated[str, _refused_by(kk_format_problem, "kk_format"), _sixteen_digits(KK_PATTERN)]
+BirthDate = Annotated[
+    date,
+    _refused_by(lambda day: future_date_problem("birth date", day), "date_in_future"),
+    Field(description="Not in the future"),
+]
 
 # registry.models enumerations, spelled out for OpenAPI (a test keeps them equal).
 Relationship = Literal[
@@ -47,9 +89,9 @@ class PersonCreate(BaseModel):
         },
     )
 
-    nik: str = Field(pattern=NIK_PATTERN, description="16-digit Nomor Induk Kependudukan")
+    nik: NikNumber = Field(description="16-digit Nomor Induk Kependudukan")
     full_name: str = Field(min_length=1, max_length=200)
-    birth_date: date
+    birth_date: BirthDate
     sex: Literal["M", "F"]
     village_code: str = Field(pattern=VILLAGE_PATTERN, description="Kemendagri village code")
     household_id: uuid.UUID | None = Field(
@@ -187,7 +229,7 @@ class HouseholdCreate(HouseholdConditions):
         },
     )
 
-    kk: str = Field(pattern=KK_PATTERN, description="16-digit family-card (Kartu Keluarga) number")
+    kk: KkNumber = Field(description="16-digit family-card (Kartu Keluarga) number")
     village_code: str = Field(pattern=VILLAGE_PATTERN, description="Kemendagri village code")
     address: str = Field(default="", max_length=500)
     decile: Decile | None = None
@@ -263,9 +305,8 @@ class HouseholdMoveRequest(BaseModel):
 
     village_code: str = Field(pattern=VILLAGE_PATTERN, description="The village moved to")
     address: str = Field(min_length=1, max_length=500, description="The new address")
-    kk: str | None = Field(
+    kk: KkNumber | None = Field(
         default=None,
-        pattern=KK_PATTERN,
         description="The new KK number when Dukcapil issued one (a move to another district "
         "does); default: the card keeps its number",
     )
@@ -293,7 +334,7 @@ class HouseholdSplitRequest(BaseModel):
     person_ids: list[uuid.UUID] = Field(
         min_length=1, max_length=50, description="Living members who leave for the new card"
     )
-    kk: str = Field(pattern=KK_PATTERN, description="KK number of the new family card")
+    kk: KkNumber = Field(description="KK number of the new family card")
     head_id: uuid.UUID = Field(description="Who heads the new card (one of person_ids)")
     village_code: str | None = Field(
         default=None, pattern=VILLAGE_PATTERN, description="Default: the old card's village"

@@ -20,7 +20,7 @@ from registry.api.dependencies import AuditedReadSession, Purpose, Reader
 from registry.errors import HouseholdNotFound, PersonNotFound
 from registry.lookups import PersonLookupRequest, PersonLookupResponse, PersonPage, PersonSearch
 from registry.projection import HouseholdView, PersonView
-from registry.schemas import KK_PATTERN, NIK_PATTERN
+from registry.schemas import KkNumber, NikNumber
 from shared.errors import Forbidden, Unauthorized, problem_responses
 
 router = APIRouter(prefix="/v1", tags=["lookups"])
@@ -38,7 +38,7 @@ def json_response(content: Any) -> Response:
     responses=problem_responses(Unauthorized, Forbidden, PersonNotFound),
 )
 async def read_person_by_nik(
-    nik: Annotated[str, Path(pattern=NIK_PATTERN, examples=["1771014509900001"])],
+    nik: Annotated[NikNumber, Path(examples=["1771014509900001"])],
     purpose: Purpose,
     session: AuditedReadSession,
     caller: Reader,
@@ -54,7 +54,7 @@ async def read_person_by_nik(
     responses=problem_responses(Unauthorized, Forbidden, HouseholdNotFound),
 )
 async def read_household_by_kk(
-    kk: Annotated[str, Path(pattern=KK_PATTERN, examples=["1771010101200001"])],
+    kk: Annotated[KkNumber, Path(examples=["1771010101200001"])],
     purpose: Purpose,
     session: AuditedReadSession,
     caller: Reader,
