@@ -177,6 +177,7 @@ PUBLIC_NAMES = {
         "DEVELOPMENT_SCOPES",
         "Caller",
         "TokenVerifier",
+        "bearer_token_declared",
         "generate_keypair",
         "mint_token",
         "require_scope",
@@ -199,6 +200,7 @@ PUBLIC_NAMES = {
         "notify_trigger_sql",
         "outbox_table",
     ],
+    "shared.openapi": ["complete_openapi", "install_openapi_completion"],
     "shared.service": [
         "BackgroundWorker",
         "ConsumerSpec",

@@ -8,7 +8,14 @@ import pytest_asyncio
 import complaints
 from complaints.app import create_app
 from complaints.settings import ComplaintsSettings
-from shared.testing import BrokerHandle, DatabaseServer, RunningService, running_service
+from shared.testing import (
+    BrokerHandle,
+    DatabaseServer,
+    RunningService,
+    ServedApi,
+    running_service,
+    served_api,
+)
 from shared.testing.plugin import service_root, service_settings_kwargs
 
 
@@ -33,3 +40,10 @@ async def complaints_service(
 ) -> AsyncIterator[RunningService]:
     async with running_service(create_app(complaints_settings)) as service:
         yield service
+
+
+@pytest_asyncio.fixture(scope="session")
+async def complaints_api(complaints_settings: ComplaintsSettings) -> AsyncIterator[ServedApi]:
+    """``python -m complaints api`` on the tests' database, over TCP (see ``served_api``)."""
+    async with served_api("complaints", complaints_settings) as api:
+        yield api

@@ -142,7 +142,7 @@ class TestFileComplaint:
             headers={**auth_header(), "content-type": "application/json"},
         )
         assert response.status_code == 400
-        assert response.json()["type"].endswith("/malformed-json")
+        assert response.json()["type"].endswith("/malformed-body")
 
     async def test_oversized_body_is_413(
         self, complaints_service: RunningService, auth_header: AuthHeader

@@ -8,7 +8,14 @@ import pytest_asyncio
 import programs
 from programs.app import create_app
 from programs.settings import ProgramsSettings
-from shared.testing import BrokerHandle, DatabaseServer, RunningService, running_service
+from shared.testing import (
+    BrokerHandle,
+    DatabaseServer,
+    RunningService,
+    ServedApi,
+    running_service,
+    served_api,
+)
 from shared.testing.plugin import service_root, service_settings_kwargs
 
 
@@ -31,3 +38,10 @@ async def programs_settings(
 async def programs_service(programs_settings: ProgramsSettings) -> AsyncIterator[RunningService]:
     async with running_service(create_app(programs_settings)) as service:
         yield service
+
+
+@pytest_asyncio.fixture(scope="session")
+async def programs_api(programs_settings: ProgramsSettings) -> AsyncIterator[ServedApi]:
+    """``python -m programs api`` on the tests' database, over TCP (see ``served_api``)."""
+    async with served_api("programs", programs_settings) as api:
+        yield api

@@ -4,34 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime
-
-import asyncpg
 
 from programs.settings import ProgramsSettings
-from shared.db import sync_url
 from shared.testing import RunningService
 
-KOTA_BENGKULU_VILLAGE = "1771011001"
-BENGKULU_SELATAN_VILLAGE = "1701012001"
-
-
-async def known_person(settings: ProgramsSettings, village: str = KOTA_BENGKULU_VILLAGE) -> str:
-    """A fact as the registry's event would have left it."""
-    person_id = uuid.uuid4()
-    conn = await asyncpg.connect(sync_url(settings.database_url))
-    try:
-        await conn.execute(
-            "INSERT INTO person_fact (person_id, village_code, birth_date, sex, status, as_of) "
-            "VALUES ($1, $2, $3, 'F', 'alive', $4)",
-            person_id,
-            village,
-            date(2014, 5, 1),
-            datetime.now(UTC),
-        )
-    finally:
-        await conn.close()
-    return str(person_id)
+from .factories import BENGKULU_SELATAN_VILLAGE, KOTA_BENGKULU_VILLAGE, known_person
 
 
 class TestEnrolment:

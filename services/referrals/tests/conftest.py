@@ -8,7 +8,14 @@ import pytest_asyncio
 import referrals
 from referrals.app import create_app
 from referrals.settings import ReferralsSettings
-from shared.testing import BrokerHandle, DatabaseServer, RunningService, running_service
+from shared.testing import (
+    BrokerHandle,
+    DatabaseServer,
+    RunningService,
+    ServedApi,
+    running_service,
+    served_api,
+)
 from shared.testing.plugin import service_root, service_settings_kwargs
 
 
@@ -31,3 +38,10 @@ async def referrals_settings(
 async def referrals_service(referrals_settings: ReferralsSettings) -> AsyncIterator[RunningService]:
     async with running_service(create_app(referrals_settings)) as service:
         yield service
+
+
+@pytest_asyncio.fixture(scope="session")
+async def referrals_api(referrals_settings: ReferralsSettings) -> AsyncIterator[ServedApi]:
+    """``python -m referrals api`` on the tests' database, over TCP (see ``served_api``)."""
+    async with served_api("referrals", referrals_settings) as api:
+        yield api

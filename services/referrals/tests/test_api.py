@@ -163,7 +163,7 @@ class TestCreateReferral:
             headers={**auth_header(), "content-type": "application/json"},
         )
         assert response.status_code == 400
-        assert response.json()["type"].endswith("/malformed-json")
+        assert response.json()["type"].endswith("/malformed-body")
 
     async def test_oversized_body_is_413(
         self, referrals_service: RunningService, auth_header: AuthHeader

@@ -8,7 +8,14 @@ import pytest_asyncio
 import registry
 from registry.app import create_app
 from registry.settings import RegistrySettings
-from shared.testing import BrokerHandle, DatabaseServer, RunningService, running_service
+from shared.testing import (
+    BrokerHandle,
+    DatabaseServer,
+    RunningService,
+    ServedApi,
+    running_service,
+    served_api,
+)
 from shared.testing.plugin import service_root, service_settings_kwargs
 
 
@@ -36,3 +43,10 @@ async def registry_settings(
 async def registry_service(registry_settings: RegistrySettings) -> AsyncIterator[RunningService]:
     async with running_service(create_app(registry_settings)) as service:
         yield service
+
+
+@pytest_asyncio.fixture(scope="session")
+async def registry_api(registry_settings: RegistrySettings) -> AsyncIterator[ServedApi]:
+    """``python -m registry api`` on the tests' database, over TCP (see ``served_api``)."""
+    async with served_api("registry", registry_settings) as api:
+        yield api

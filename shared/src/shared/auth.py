@@ -11,6 +11,15 @@ embedded runner generates, minted with ``simpul token``). Claims Simpul reads:
   confusion).
 
 Routes depend on :func:`require_scope`; region checks go through :meth:`Caller.may_see`.
+
+The OpenAPI document declares the token as the HTTP bearer scheme ``SimpulToken`` (format JWT),
+and each operation names it with the scopes it demands, because :func:`require_scope` reads the
+token through ``Security(..., scopes=...)``: a new route that authenticates is documented so
+without anyone remembering to, and Swagger UI offers "Authorize". Scopes in the requirement of
+an ``http`` scheme are what OpenAPI 3.1 (which FastAPI emits) allows for any scheme ("a list of
+role names which are required"); an ``oauth2`` scheme would claim token endpoints and flows of
+an identity provider that Simpul does not define (partners get tokens from their own IdP
+integration), and ``openIdConnect`` a discovery URL there is none of.
 """
 
 from __future__ import annotations
@@ -25,7 +34,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.params import Security as SecurityParam
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.errors import Forbidden, Unauthorized
@@ -35,6 +45,7 @@ __all__ = [
     "DEVELOPMENT_SCOPES",
     "Caller",
     "TokenVerifier",
+    "bearer_token_declared",
     "generate_keypair",
     "mint_token",
     "require_scope",
@@ -57,8 +68,17 @@ DEVELOPMENT_SCOPES = (
     "complaints:read",
     "complaints:write",
 )
+BEARER_SCHEME = "SimpulToken"
 _bearer = HTTPBearer(
-    auto_error=False, description="EdDSA-signed JWT from the Simpul identity provider"
+    auto_error=False,
+    bearerFormat="JWT",
+    scheme_name=BEARER_SCHEME,
+    description=(
+        "EdDSA-signed JWT from the Simpul identity provider, sent as `Authorization: Bearer "
+        "<token>`. Its space-separated `scope` claim must hold every scope the operation "
+        "lists with this scheme (else 403); a `regions` claim (region-code prefixes) limits "
+        "what the token sees."
+    ),
 )
 
 
@@ -154,8 +174,7 @@ class TokenVerifier:
         )
 
 
-async def _authenticate(request: Request) -> Caller:
-    credentials: HTTPAuthorizationCredentials | None = await _bearer(request)
+def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Caller:
     if credentials is None:
         raise Unauthorized("send a bearer token in the Authorization header")
     verifier: TokenVerifier | None = getattr(request.app.state, "token_verifier", None)
@@ -166,11 +185,15 @@ async def _authenticate(request: Request) -> Caller:
     return caller
 
 
-def require_scope(*scopes: str) -> Callable[[Request], Awaitable[Caller]]:
-    """A dependency that authenticates the caller and demands all ``scopes``."""
+def require_scope(*scopes: str) -> Callable[..., Awaitable[Caller]]:
+    """A dependency that authenticates the caller and demands all ``scopes`` (and declares
+    both in the operation's OpenAPI ``security``)."""
 
-    async def dependency(request: Request) -> Caller:
-        caller = await _authenticate(request)
+    async def dependency(
+        request: Request,
+        credentials: HTTPAuthorizationCredentials | None = Security(_bearer, scopes=list(scopes)),
+    ) -> Caller:
+        caller = _authenticate(request, credentials)
         missing = [scope for scope in scopes if not caller.has_scope(scope)]
         if missing:
             raise Forbidden(f"the token lacks the scope {', '.join(missing)}")
@@ -178,6 +201,14 @@ def require_scope(*scopes: str) -> Callable[[Request], Awaitable[Caller]]:
 
     dependency.__name__ = "require_" + "_".join(s.replace(":", "_") for s in scopes)
     return dependency
+
+
+def bearer_token_declared(*scopes: str) -> SecurityParam:
+    """For ``dependencies=[...]`` of a route that checks the token itself (the SPDCI routes
+    answer a missing token in their standard's envelope, not as a problem): declares the bearer
+    scheme with ``scopes`` in the OpenAPI and reads nothing (it never refuses a request)."""
+    declared: SecurityParam = Security(_bearer, scopes=list(scopes))
+    return declared
 
 
 def generate_keypair() -> tuple[str, str]:

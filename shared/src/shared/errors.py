@@ -3,18 +3,23 @@
 Every error a client can see is one of these, with a stable ``type`` URI and a human ``detail``::
 
     ProblemError                      (status, type, title; one handler renders them all)
-    ├── BadRequest                    400  malformed JSON, bad header values
+    ├── BadRequest                    400  bad header values (Idempotency-Key)
+    │   └── MalformedBody             400  a body that cannot be parsed (JSON, UTF-8, multipart)
     ├── Unauthorized                  401  missing, malformed, expired or forged token
     ├── Forbidden                     403  token lacks the scope
     ├── NotFound                      404  no such record, or not visible to the caller
     ├── Conflict                      409  state conflict, idempotent request still in flight
+    │   └── TransactionConflict       409  serialization failure or deadlock: retry
     ├── PayloadTooLarge               413  body over the service's limit
     ├── UnprocessableContent          422  semantic errors, Idempotency-Key reused with another body
     └── ServiceUnavailable            503  a dependency (database, broker) is down
+        └── DatabaseUnavailable       503  no connection, or it broke (Retry-After)
 
 Services subclass these in their ``errors.py`` (``PersonNotFound(NotFound)``). FastAPI's
-``RequestValidationError`` becomes a 422 (or 400 for unparseable JSON) whose ``errors`` list names
-each field; an unexpected exception becomes a 500 problem without a stack trace.
+``RequestValidationError`` becomes a 422 whose ``errors`` list names each field; a body FastAPI
+cannot parse is a 400 ``malformed-body`` however it fails (bad JSON, a NUL or control character,
+invalid UTF-8, nesting too deep, a broken multipart form); an unexpected exception becomes a 500
+problem without a stack trace.
 """
 
 from __future__ import annotations
@@ -29,28 +34,39 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "PROBLEM_JSON",
+    "PROBLEM_SCHEMA_REF",
+    "STATEMENT_TIMEOUT",
     "BadRequest",
     "BodySizeLimitMiddleware",
     "Conflict",
+    "DatabaseUnavailable",
     "FieldError",
     "Forbidden",
+    "MalformedBody",
     "NotFound",
     "PayloadTooLarge",
     "Problem",
     "ProblemError",
     "ServiceUnavailable",
+    "TransactionConflict",
     "Unauthorized",
     "UnprocessableContent",
     "install_problem_handlers",
+    "is_unreachable_database",
     "problem_responses",
+    "sqlstate",
 ]
 
 PROBLEM_JSON = "application/problem+json"
+# Where the ``Problem`` schema lives in every service's OpenAPI document (put there by
+# ``shared.openapi.complete_openapi``, which create_service_app installs).
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
 TYPE_BASE = "https://simpul.kemensos.go.id/problems/"
 log = logging.getLogger("shared.errors")
 
@@ -105,6 +121,11 @@ class BadRequest(ProblemError):
     title = "Bad request"
 
 
+class MalformedBody(BadRequest):
+    type = "malformed-body"
+    title = "The request body cannot be parsed"
+
+
 class Unauthorized(ProblemError):
     status = 401
     type = "unauthorized"
@@ -156,13 +177,19 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
 
 
 def problem_responses(*errors: type[ProblemError]) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` for a route: each status with the problem schema and its meanings."""
+    """``responses=`` for a route: each status with the problem schema and its meanings.
+
+    The schema is documented under ``application/problem+json`` only, the one content type
+    these answers have (a ``model`` would put it under the route's ``application/json``)."""
     documented: dict[int | str, dict[str, Any]] = {}
     every: tuple[type[ProblemError], ...] = (UnprocessableContent, *errors)
     for error in every:
         entry = documented.setdefault(
             error.status,
-            {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": ""},
+            {
+                "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
+                "description": "",
+            },
         )
         meaning = f"`{error.type}`: {error.title}"
         entry["description"] = "; ".join(filter(None, [entry["description"], meaning]))
@@ -189,11 +216,10 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
         for err in exc.errors()
     ]
     malformed = any(err["type"] == "json_invalid" for err in errors)
-    status = 400 if malformed else 422
     body = {
-        "type": TYPE_BASE + ("malformed-json" if malformed else "validation-error"),
-        "title": "Body is not valid JSON" if malformed else "Request is not valid",
-        "status": status,
+        "type": TYPE_BASE + (MalformedBody.type if malformed else "validation-error"),
+        "title": MalformedBody.title if malformed else "Request is not valid",
+        "status": MalformedBody.status if malformed else 422,
         "detail": "; ".join(f"{e['field']}: {e['message']}" for e in errors[:10]),
         "instance": request.url.path,
         "errors": errors,
@@ -201,8 +227,23 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(body)
 
 
+def _unparsable_body(exc: StarletteHTTPException) -> str:
+    """What was wrong with a body FastAPI or Starlette could not parse (their only 400s)."""
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return "the body is not valid UTF-8"
+    if isinstance(cause, RecursionError):
+        return "the body nests arrays or objects too deeply"
+    return str(exc.detail)
+
+
 async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's "There was an error parsing the body" (invalid UTF-8, deep nesting) and
+        # Starlette's multipart errors: the same problem as JSON that does not parse.
+        error = MalformedBody(_unparsable_body(exc))
+        return problem_response(error.to_problem(request.url.path), dict(exc.headers or {}))
     slug = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(
         exc.status_code, "http-error"
     )
@@ -215,29 +256,95 @@ async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(body, dict(exc.headers or {}))
 
 
-async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
-    """Input PostgreSQL refuses is the client's problem, not a 500.
+# The database cannot serve the request now: connection exceptions (class 08), the server
+# shutting down or starting (57P01-57P03), too many connections (53300).
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+STATEMENT_TIMEOUT = "57014"  # query_canceled: statement_timeout (or a cancel request)
+# Two transactions collided (serialization failure, deadlock): the same request may succeed now.
+_RETRYABLE_CONFLICT_STATES = ("40001", "40P01")
 
-    Class 22 (data exception: a NUL character in text, a number or date out of range) becomes
-    422; class 23 (a constraint no service check caught first, e.g. a race) becomes 409.
-    """
+
+def sqlstate(exc: BaseException) -> str:
+    """The SQLSTATE of a database error ('' for other errors)."""
     # Through SQLAlchemy the driver's error is exc.orig; raw asyncpg raises it directly.
     driver_error = exc.orig if isinstance(exc, DBAPIError) else exc
-    state = str(getattr(driver_error, "sqlstate", "") or "")
+    return str(getattr(driver_error, "sqlstate", "") or "")
+
+
+def is_unreachable_database(exc: BaseException) -> bool:
+    """True for failures of reaching the database rather than of the statement sent."""
+    if isinstance(exc, OSError | SQLAlchemyTimeoutError):  # refused, connect timeout, pool
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return sqlstate(exc).startswith(_UNAVAILABLE_STATES)
+
+
+class TransactionConflict(Conflict):
+    type = "transaction-conflict"
+    title = "The change collided with a concurrent one and was not made"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    type = "database-unavailable"
+    title = "The database cannot be reached"
+
+
+def _database_unavailable() -> ProblemError:
+    error = DatabaseUnavailable(
+        "nothing was confirmed; retry with the same Idempotency-Key to be safe"
+    )
+    error.headers["Retry-After"] = "5"
+    return error
+
+
+def _database_problem(exc: Exception) -> ProblemError | None:
+    """What a database error means for the client, or None for a defect of ours (a 500)."""
+    state = sqlstate(exc)
     if state in ("22021", "22P05"):
-        error: ProblemError = UnprocessableContent(
+        return UnprocessableContent(
             "text must not contain NUL (\\u0000) or characters outside UTF-8"
         )
-    elif state.startswith("22"):
-        error = UnprocessableContent("a value is out of range for its field")
-    elif state.startswith("23"):
+    if state.startswith("22"):
+        return UnprocessableContent("a value is out of range for its field")
+    if state.startswith("23"):
+        driver_error = exc.orig if isinstance(exc, DBAPIError) else exc
         cause = getattr(driver_error, "__cause__", None) or driver_error
         constraint = getattr(cause, "constraint_name", None)
-        error = Conflict("the change conflicts with existing data", constraint=constraint)
-    else:
+        return Conflict("the change conflicts with existing data", constraint=constraint)
+    if state in _RETRYABLE_CONFLICT_STATES:
+        conflict = TransactionConflict("nothing was changed; the same request may be retried")
+        conflict.headers["Retry-After"] = "1"
+        return conflict
+    if state == STATEMENT_TIMEOUT or is_unreachable_database(exc):
+        return _database_unavailable()
+    return None
+
+
+async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    """Input PostgreSQL refuses is the client's problem, and an unreachable database is a 503,
+    not a 500 (also when it is the COMMIT that fails: it runs before the answer is sent).
+
+    Class 22 (data exception: a NUL character in text, a number or date out of range) becomes
+    422; class 23 (a constraint no service check caught first, e.g. a race, or a deferred one
+    at COMMIT) becomes 409, as do serialization failures and deadlocks.
+    """
+    error = _database_problem(exc)
+    if error is None:
         return await _on_unexpected(request, exc)
-    log.info("http.database_refused_input", extra={"sqlstate": state, "path": request.url.path})
-    return problem_response(error.to_problem(request.url.path))
+    log.info(
+        "http.database_refused",
+        extra={"problem": error.type, "path": request.url.path, "error": type(exc).__name__},
+    )
+    return problem_response(error.to_problem(request.url.path), error.headers)
+
+
+async def _on_database_unreachable(request: Request, exc: Exception) -> JSONResponse:
+    """No connection at all (refused, reset, pool exhausted past its timeout): the only
+    connections a request opens are to its own database."""
+    log.warning("http.database_unreachable", extra={"path": request.url.path, "error": repr(exc)})
+    error = _database_unavailable()
+    return problem_response(error.to_problem(request.url.path), error.headers)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -253,6 +360,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(DBAPIError, _on_database_error)
     app.add_exception_handler(asyncpg.PostgresError, _on_database_error)
+    app.add_exception_handler(OSError, _on_database_unreachable)
+    app.add_exception_handler(SQLAlchemyTimeoutError, _on_database_unreachable)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.middleware import Middleware
 
@@ -25,13 +28,14 @@ from shared.consumer import ConsumerRunner, Handler, prune_inbox
 from shared.db import create_engine, create_sessionmaker, ping, session_scope
 from shared.errors import (
     BodySizeLimitMiddleware,
-    Problem,
     ServiceUnavailable,
     install_problem_handlers,
+    problem_responses,
 )
 from shared.idempotency import reap_expired_keys
 from shared.kafka import broker_reachable, create_producer
 from shared.observability import TraceContextMiddleware, metrics_response
+from shared.openapi import install_openapi_completion
 from shared.outbox import OutboxRelay
 from shared.settings import SharedSettings
 
@@ -189,7 +193,48 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# A 2xx means committed. FastAPI runs the exit of a yield dependency after the response has been
+# sent unless it is ``scope="function"``: then it runs when the endpoint has returned and its
+# answer is serialized, before the first byte goes out. So the COMMIT happens first, and a
+# COMMIT that fails (a deferred constraint, a serialization failure, the database gone) reaches
+# the problem handlers as the error it is instead of following a 201 the client already has.
+# A dependency scope rather than a middleware: the commit stays in the dependency that opened
+# the transaction, and the route's own error handling sees it. ``create_service_app`` refuses
+# routes that open a yield dependency of the request scope (see ``_commits_before_answering``).
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def _yield_dependencies_of_request_scope(dependant: Dependant) -> Iterator[str]:
+    for sub in dependant.dependencies:
+        yield from _yield_dependencies_of_request_scope(sub)
+        generator = inspect.isasyncgenfunction(sub.call) or inspect.isgeneratorfunction(sub.call)
+        if generator and sub.scope != "function":
+            yield getattr(sub.call, "__qualname__", repr(sub.call))
+
+
+def _api_routes(router: APIRouter) -> Iterator[APIRoute]:
+    """Every route of ``router`` and of the routers included in it (FastAPI keeps those nested)."""
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            yield route
+        included = getattr(route, "original_router", None)
+        if isinstance(included, APIRouter):
+            yield from _api_routes(included)
+
+
+def _commits_before_answering(app: FastAPI) -> None:
+    """Refuse to build an app with a route whose yield dependency would end (commit, release a
+    lock) only after the answer has gone out: the defect ``SessionDep``'s scope exists to stop."""
+    late = {
+        f"{'/'.join(sorted(route.methods or ()))} {route.path}: {name}"
+        for route in _api_routes(app.router)
+        for name in _yield_dependencies_of_request_scope(route.dependant)
+    }
+    if late:
+        raise RuntimeError(
+            "yield dependencies must be Depends(..., scope='function') so that they finish "
+            "before the response is sent: " + "; ".join(sorted(late))
+        )
 
 
 def _operations_router() -> APIRouter:
@@ -199,10 +244,14 @@ def _operations_router() -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    readiness_problems = problem_responses(ServiceUnavailable)
+    readiness_problems.pop(422)  # it takes no parameters
+    readiness_problems[503]["description"] += " (a dependency is down: see `checks`)"
+
     @router.get(
         "/readyz",
         summary="Readiness: the database and the broker answer",
-        responses={503: {"model": Problem, "description": "A dependency is down"}},
+        responses=readiness_problems,
     )
     async def readyz(request: Request) -> dict[str, Any]:
         checks = await get_runtime(request).check_ready()
@@ -210,7 +259,17 @@ def _operations_router() -> APIRouter:
             raise ServiceUnavailable("not ready", checks=checks)
         return {"status": "ok", "checks": checks}
 
-    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    @router.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format 0.0.4",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def metrics() -> Response:
         body, content_type = metrics_response()
         return Response(body, media_type=content_type)
@@ -266,6 +325,7 @@ def create_service_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
+    install_openapi_completion(app)
     if settings.jwt_public_key is not None:
         app.state.token_verifier = TokenVerifier(
             settings.jwt_public_key.get_secret_value(),
@@ -283,4 +343,5 @@ def create_service_app(
     app.include_router(_operations_router())
     for router in routers:
         app.include_router(router)
+    _commits_before_answering(app)
     return app

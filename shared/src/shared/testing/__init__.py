@@ -10,9 +10,14 @@ from shared.testing.harness import (
     BrokerHandle,
     DatabaseServer,
     RunningService,
+    ServedApi,
+    commit_fault,
     eventually,
     fetch,
+    reads_missing_their_write,
+    retries_not_replayed,
     running_service,
+    served_api,
     without_instance,
 )
 
@@ -20,8 +25,13 @@ __all__ = [
     "BrokerHandle",
     "DatabaseServer",
     "RunningService",
+    "ServedApi",
+    "commit_fault",
     "eventually",
     "fetch",
+    "reads_missing_their_write",
+    "retries_not_replayed",
     "running_service",
+    "served_api",
     "without_instance",
 ]

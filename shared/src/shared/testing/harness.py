@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,7 +21,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message
 
 from shared.db import sync_url
-from shared.embedded import EmbeddedPostgres, EmbeddedTansu, free_port
+from shared.embedded import EmbeddedPostgres, EmbeddedTansu, free_port, port_open
 from shared.migrations import upgrade
 from shared.settings import BrokerProfile, SharedSettings
 
@@ -30,9 +32,14 @@ __all__ = [
     "without_instance",
     "DatabaseServer",
     "RunningService",
+    "ServedApi",
+    "commit_fault",
     "eventually",
+    "reads_missing_their_write",
+    "retries_not_replayed",
     "repo_root",
     "running_service",
+    "served_api",
 ]
 
 T = TypeVar("T")
@@ -207,6 +214,160 @@ async def running_service(app: FastAPI) -> AsyncIterator[RunningService]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield RunningService(app=app, client=client)
+
+
+@dataclass(frozen=True)
+class ServedApi:
+    """A service's API in a process of its own, reached over TCP as a partner agency would."""
+
+    base_url: str
+    process: asyncio.subprocess.Process
+
+    def client(self, **kwargs: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.base_url, timeout=30.0, **kwargs)
+
+
+def _environment_of(settings: SharedSettings) -> dict[str, str]:
+    """``settings`` as the environment variables its class reads (``REGISTRY_DATABASE_URL``...)."""
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    env: dict[str, str] = {}
+    for name, value in settings:
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"{prefix}{name}".upper()] = str(value)
+    return env
+
+
+@asynccontextmanager
+async def served_api(service: str, settings: SharedSettings) -> AsyncIterator[ServedApi]:
+    """Run ``python -m <service> api`` (uvicorn on a loopback port, as ``simpul run`` serves)
+    on ``settings``' database, and stop it afterwards.
+
+    In-process ``httpx.ASGITransport`` returns only once the whole ASGI call has ended, so it
+    cannot see what a client sees about ordering, e.g. a 2xx sent before its commit. Only a
+    real server can.
+    """
+    port = free_port()
+    env = {**os.environ, **_environment_of(settings), "PYTHONUNBUFFERED": "1"}
+    process = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", service, "api", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not port_open(port):
+            if process.returncode is not None:
+                raise RuntimeError(f"{service} api exited with {process.returncode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{service} api did not listen on {port} within 60 s")
+            await asyncio.sleep(0.05)
+        yield ServedApi(base_url=f"http://127.0.0.1:{port}", process=process)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), timeout=15)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+async def reads_missing_their_write(
+    api: ServedApi,
+    *,
+    headers: dict[str, str],
+    create: str,
+    body: Callable[[], dict[str, Any]],
+    read: Callable[[dict[str, Any]], str],
+    params: dict[str, str] | None = None,
+    clients: int = 8,
+    rounds: int = 40,
+) -> list[str]:
+    """``clients`` clients at once each POST ``body()`` to ``create`` ``rounds`` times and GET
+    ``read(answer)`` right after each 2xx; the reads that did not answer 200.
+
+    Each client writes on one connection and reads on another, as a front end that posts and a
+    screen that polls do: uvicorn finishes one request of a connection before it reads the next,
+    so a read on the writing connection could not see an answer sent before its commit.
+    """
+    misses: list[str] = []
+
+    async def client() -> None:
+        async with api.client(headers=headers) as writer, api.client(headers=headers) as reader:
+            for _ in range(rounds):
+                created = await writer.post(create, json=body())
+                assert created.is_success, created.text
+                path = read(created.json())
+                answer = await reader.get(path, params=params)
+                if answer.status_code != 200:
+                    misses.append(f"{path}: {answer.status_code}")
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return misses
+
+
+async def retries_not_replayed(
+    api: ServedApi,
+    *,
+    headers: dict[str, str],
+    create: str,
+    body: Callable[[], dict[str, Any]],
+    clients: int = 8,
+    rounds: int = 15,
+) -> list[str]:
+    """``clients`` clients at once each POST ``body()`` with a new Idempotency-Key and, as soon as
+    the answer is in, the same request again on another connection (a client that timed out and
+    retries); the retries that were not a replay of the first answer."""
+    wrong: list[str] = []
+
+    async def client() -> None:
+        async with api.client(headers=headers) as first_try, api.client(headers=headers) as retry:
+            for _ in range(rounds):
+                request = body()
+                key = {"Idempotency-Key": str(uuid.uuid4())}
+                first = await first_try.post(create, json=request, headers=key)
+                again = await retry.post(create, json=request, headers=key)
+                assert first.is_success, first.text
+                replayed = again.headers.get("Idempotent-Replayed") == "true"
+                if not (replayed and again.status_code == first.status_code) or (
+                    again.json() != first.json()
+                ):
+                    wrong.append(f"{again.status_code} {again.text[:120]}")
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return wrong
+
+
+@asynccontextmanager
+async def commit_fault(
+    settings: SharedSettings, *, table: str, when: str, action: str
+) -> AsyncIterator[None]:
+    """Make COMMIT slow or failing for the rows of ``table`` that match ``when`` (SQL over
+    ``NEW``), through a deferred constraint trigger: every statement of the transaction succeeds,
+    then ``action`` (PL/pgSQL) runs at COMMIT. ``PERFORM pg_sleep(0.05)`` stands in for a slow
+    disk flush; ``RAISE EXCEPTION ... USING ERRCODE = 'check_violation'`` for a deferred
+    constraint that fails."""
+    name = f"test_commit_fault_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(sync_url(settings.database_url))
+    try:
+        await conn.execute(
+            f"""
+            CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF {when} THEN {action}; END IF;
+                RETURN NULL;
+            END $$;
+            CREATE CONSTRAINT TRIGGER {name} AFTER INSERT OR UPDATE ON {table}
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {name}();
+            """
+        )
+        yield
+    finally:
+        await conn.execute(f"DROP TRIGGER {name} ON {table}; DROP FUNCTION {name}()")
+        await conn.close()
 
 
 async def eventually(

@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
 from registry.dci import senders
 from registry.dci.models import DciSender
 from shared.auth import Caller, require_scope
-from shared.errors import Problem
+from shared.errors import Forbidden, Unauthorized, problem_responses
 from shared.service import SessionDep
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/dci/senders", tags=["SPDCI senders"])
 Admin = Annotated[Caller, Depends(require_scope("registry:admin"))]
-_ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem},
-    403: {"model": Problem},
-}
+_ADMIN_ERRORS = (Unauthorized, Forbidden)
 
 
 @router.post(
     "",
     status_code=201,
     response_model=senders.SenderRead,
-    responses={**_ADMIN_ERRORS, 409: {"model": Problem}},
+    responses=problem_responses(*_ADMIN_ERRORS, senders.SenderExists),
     summary="Register an SPDCI sender",
 )
 async def create_sender(
@@ -36,7 +33,9 @@ async def create_sender(
     return await senders.create_sender(session, sender_in)
 
 
-@router.get("", response_model=list[senders.SenderRead], responses=_ADMIN_ERRORS)
+@router.get(
+    "", response_model=list[senders.SenderRead], responses=problem_responses(*_ADMIN_ERRORS)
+)
 async def list_senders(session: SessionDep, _admin: Admin) -> list[DciSender]:
     """Every registered sender."""
     return await senders.list_senders(session)
@@ -45,7 +44,7 @@ async def list_senders(session: SessionDep, _admin: Admin) -> list[DciSender]:
 @router.get(
     "/{sender_id}",
     response_model=senders.SenderRead,
-    responses={**_ADMIN_ERRORS, 404: {"model": Problem}},
+    responses=problem_responses(*_ADMIN_ERRORS, senders.SenderNotFound),
 )
 async def get_sender(sender_id: str, session: SessionDep, _admin: Admin) -> DciSender:
     """One sender."""
@@ -55,7 +54,7 @@ async def get_sender(sender_id: str, session: SessionDep, _admin: Admin) -> DciS
 @router.patch(
     "/{sender_id}",
     response_model=senders.SenderRead,
-    responses={**_ADMIN_ERRORS, 404: {"model": Problem}},
+    responses=problem_responses(*_ADMIN_ERRORS, senders.SenderNotFound),
 )
 async def update_sender(
     sender_id: str, sender_in: senders.SenderUpdate, session: SessionDep, _admin: Admin

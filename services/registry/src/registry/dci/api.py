@@ -22,6 +22,7 @@ from registry.dci import service, spec, transactions
 from registry.dci.delivery import enqueue_callback
 from registry.dci.envelope import EnvelopeError, HeaderRejection
 from registry.dci.inbound import (
+    READ_SCOPE,
     Received,
     Signer,
     ack,
@@ -32,6 +33,7 @@ from registry.dci.inbound import (
     sync_answer,
 )
 from registry.dci.models import DciTransaction
+from shared.auth import bearer_token_declared
 from shared.service import SessionDep
 
 __all__ = ["BASE_PATH", "TAG", "router"]
@@ -63,13 +65,80 @@ _ENVELOPE_BODY = {
         },
     }
 }
-_HTTP_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "`ack_status: ERR` with an `err.*` code"},
-    401: {"description": "HttpErrorResponse `err.request.unauthorized`"},
-    403: {"description": "HttpErrorResponse `err.request.forbidden`"},
+# The spec's answers (its full schemas are in the spec file served below): an ``Ack``/``ERR``
+# ``Response``, an ``HttpErrorResponse``, a signed envelope.
+_ACK_STATUS: dict[str, Any] = {
+    "type": "object",
+    "required": ["message"],
+    "properties": {
+        "message": {
+            "type": "object",
+            "required": ["ack_status", "timestamp", "correlation_id"],
+            "properties": {
+                "ack_status": {"type": "string", "enum": ["ACK", "ERR"]},
+                "timestamp": {"type": "string"},
+                "correlation_id": {"type": "string"},
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                },
+            },
+        }
+    },
 }
-_ASYNC = {**_HTTP_ERRORS, 202: {"description": "`ack_status: ACK`; the answer is called back"}}
-_SYNC = {**_HTTP_ERRORS, 200: {"description": "signed envelope with the answer"}}
+_HTTP_ERROR_RESPONSE: dict[str, Any] = {
+    "type": "object",
+    "required": ["errors"],
+    "properties": {
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            },
+        }
+    },
+}
+_SIGNED_ENVELOPE: dict[str, Any] = {
+    "type": "object",
+    "required": ["signature", "header", "message"],
+    "properties": {
+        "signature": {"type": "string"},
+        "header": {"type": "object"},
+        "message": {"type": "object"},
+    },
+}
+
+
+def _answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_HTTP_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _answer("`ack_status: ERR` with an `err.*` code", _ACK_STATUS),
+    401: _answer("HttpErrorResponse `err.request.unauthorized`", _HTTP_ERROR_RESPONSE),
+    403: _answer("HttpErrorResponse `err.request.forbidden`", _HTTP_ERROR_RESPONSE),
+    429: _answer(
+        "`err.request.too_many_requests`: over the sender's rate limit (Retry-After)", _ACK_STATUS
+    ),
+    503: _answer(
+        "`err.service.unavailable`: the database cannot be reached (Retry-After)", _ACK_STATUS
+    ),
+    504: _answer("`err.request.timeout`: the search ran past its time limit", _ACK_STATUS),
+}
+_ASYNC = {
+    **_HTTP_ERRORS,
+    202: _answer("`ack_status: ACK`; the answer is called back", _ACK_STATUS),
+}
+_SYNC = {**_HTTP_ERRORS, 200: _answer("signed envelope with the answer", _SIGNED_ENVELOPE)}
+# The routes check the token themselves (answering in the spec's shapes above); this declares it.
+_TOKEN = [bearer_token_declared(READ_SCOPE)]
+
+
+class _YamlResponse(PlainTextResponse):
+    media_type = "application/yaml"
 
 
 def _rejected(
@@ -134,6 +203,7 @@ async def _call_back(
     summary="Search the registry and answer at once (on-search envelope)",
     responses=_SYNC,
     openapi_extra=_ENVELOPE_BODY,
+    dependencies=_TOKEN,
 )
 async def sync_search(request: Request, session: SessionDep, signer: Signer) -> JSONResponse:
     """Search request (one or more items) answered in the response, signed by the registry."""
@@ -174,6 +244,7 @@ async def sync_search(request: Request, session: SessionDep, signer: Signer) -> 
     status_code=202,
     responses=_ASYNC,
     openapi_extra=_ENVELOPE_BODY,
+    dependencies=_TOKEN,
 )
 async def search(request: Request, session: SessionDep) -> JSONResponse:
     """Acknowledge a search; the DCI worker answers it to the sender's `sender_uri`."""
@@ -199,6 +270,7 @@ async def search(request: Request, session: SessionDep) -> JSONResponse:
     status_code=202,
     responses=_ASYNC,
     openapi_extra=_ENVELOPE_BODY,
+    dependencies=_TOKEN,
 )
 async def subscribe(request: Request, session: SessionDep) -> JSONResponse:
     """Acknowledge subscriptions; their codes (or rejections) go to `sender_uri`."""
@@ -240,6 +312,7 @@ async def subscribe(request: Request, session: SessionDep) -> JSONResponse:
     status_code=202,
     responses=_ASYNC,
     openapi_extra=_ENVELOPE_BODY,
+    dependencies=_TOKEN,
 )
 async def unsubscribe(request: Request, session: SessionDep) -> JSONResponse:
     """Acknowledge; `subscription_codes` (or the published `sunscription_codes`) end."""
@@ -312,6 +385,7 @@ async def _txn_status(
     summary="State of earlier searches or subscriptions, answered at once",
     responses=_SYNC,
     openapi_extra=_ENVELOPE_BODY,
+    dependencies=_TOKEN,
 )
 async def sync_txn_status(request: Request, session: SessionDep, signer: Signer) -> JSONResponse:
     """Transaction status by transaction_id, correlation_id, reference ids or codes."""
@@ -329,6 +403,7 @@ async def sync_txn_status(request: Request, session: SessionDep, signer: Signer)
     status_code=202,
     responses=_ASYNC,
     openapi_extra=_ENVELOPE_BODY,
+    dependencies=_TOKEN,
 )
 async def txn_status(request: Request, session: SessionDep) -> JSONResponse:
     """Acknowledge; the status goes to `sender_uri` as `txn-on-status`."""
@@ -342,11 +417,17 @@ async def txn_status(request: Request, session: SessionDep) -> JSONResponse:
 @router.get(
     "/openapi.yaml",
     summary="The SPDCI Social Registry specification this API implements (OpenAPI 3.0.3)",
-    response_class=PlainTextResponse,
+    response_class=_YamlResponse,
+    responses={
+        200: {
+            "description": "The SPDCI Social Registry OpenAPI 3.0.3 document, as YAML",
+            "content": {"application/yaml": {"schema": {"type": "object"}}},
+        }
+    },
 )
-async def specification() -> PlainTextResponse:
+async def specification() -> _YamlResponse:
     """The spec file as published (Apache-2.0, see its SOURCE.md), for client generators."""
-    return PlainTextResponse(spec.text(), media_type="application/yaml")
+    return _YamlResponse(spec.text())
 
 
 @router.get(

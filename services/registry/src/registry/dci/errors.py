@@ -32,35 +32,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from registry.dci.envelope import EnvelopeError
 from registry.dci.inbound import err
 from registry.settings import RegistrySettings
+from shared.errors import STATEMENT_TIMEOUT, is_unreachable_database, sqlstate
 
-__all__ = ["install_error_answers", "is_statement_timeout", "is_unreachable_database"]
+__all__ = ["install_error_answers", "is_statement_timeout"]
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 
-STATEMENT_TIMEOUT = "57014"  # query_canceled: statement_timeout (or a cancel request)
-# Connection exceptions (class 08), the server shutting down or starting (57P01-57P03), and
-# too many connections (53300): the database cannot serve the request now.
-_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
 _RETRY_UNAVAILABLE_SECONDS = 30
 
 
-def _sqlstate(exc: BaseException) -> str:
-    # Through SQLAlchemy the driver's error is exc.orig; raw asyncpg raises it directly.
-    driver_error = exc.orig if isinstance(exc, DBAPIError) else exc
-    return str(getattr(driver_error, "sqlstate", "") or "")
-
-
 def is_statement_timeout(exc: BaseException) -> bool:
-    return _sqlstate(exc) == STATEMENT_TIMEOUT
-
-
-def is_unreachable_database(exc: BaseException) -> bool:
-    """True for failures of reaching the database rather than of the statement sent."""
-    if isinstance(exc, OSError | PoolTimeout):  # refused, unreachable, connect timeout, pool
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return _sqlstate(exc).startswith(_UNAVAILABLE_STATES)
+    return sqlstate(exc) == STATEMENT_TIMEOUT
 
 
 def _served_paths(router: APIRouter) -> str:

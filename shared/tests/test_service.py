@@ -1,0 +1,95 @@
+"""The request's unit of work at the edge: it ends before the answer, and its failures are 4xx/5xx
+problems that say what happened. (That a client never sees a 2xx before the commit is shown over
+TCP by each service's ``test_served.py``.)"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import pytest
+from fastapi import APIRouter, Depends, FastAPI
+from sqlalchemy import text
+
+from shared.embedded import free_port
+from shared.service import SessionDep, create_service_app
+from shared.settings import SharedSettings
+from shared.testing import DatabaseServer, running_service
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def _router() -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/collide", status_code=201)
+    async def collide(session: SessionDep) -> dict[str, str]:
+        await session.execute(
+            text(
+                "DO $$ BEGIN RAISE EXCEPTION 'could not serialize access' "
+                "USING ERRCODE = 'serialization_failure'; END $$"
+            )
+        )
+        return {}
+
+    @router.post("/write", status_code=201)
+    async def write(session: SessionDep) -> dict[str, str]:
+        await session.execute(text("SELECT 1"))
+        return {}
+
+    return router
+
+
+async def late_session() -> AsyncIterator[None]:
+    """A session dependency of the default (request) scope: it would end after the answer."""
+    yield None
+
+
+def _settings(database_url: str) -> SharedSettings:
+    return SharedSettings(service_name="edge", environment="test", database_url=database_url)
+
+
+def _app(database_url: str, router: APIRouter | None = None) -> FastAPI:
+    return create_service_app(
+        _settings(database_url),
+        title="edge",
+        description="a service of one route",
+        version="0",
+        routers=[router or _router()],
+        run_relay=False,
+        run_consumers=False,
+    )
+
+
+class TestRequestUnitOfWork:
+    async def test_a_serialization_failure_is_a_409_to_retry(
+        self, database_server: DatabaseServer
+    ) -> None:
+        url = database_server.url(await database_server.create_database("edge"))
+        app = _app(url)
+        async with running_service(app) as service:
+            response = await service.client.post("/collide")
+        assert response.status_code == 409
+        assert response.headers["content-type"] == PROBLEM_JSON
+        assert response.headers["retry-after"] == "1"
+        assert response.json()["type"].endswith("/transaction-conflict")
+
+    async def test_an_unreachable_database_is_a_503_with_retry_after(self) -> None:
+        dead = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/gone"
+        app = _app(dead)
+        async with running_service(app) as service:
+            response = await service.client.post("/write")
+        assert response.status_code == 503
+        assert response.headers["content-type"] == PROBLEM_JSON
+        assert response.headers["retry-after"] == "5"
+        assert response.json()["type"].endswith("/database-unavailable")
+
+    def test_a_route_whose_session_would_commit_after_the_answer_is_refused(self) -> None:
+        router = APIRouter()
+
+        @router.post("/late")
+        async def late(session: Annotated[None, Depends(late_session)]) -> None:
+            return None
+
+        with pytest.raises(RuntimeError, match=r"POST /late: .*late_session"):
+            _app("postgresql+asyncpg://x@127.0.0.1:1/x", router)
