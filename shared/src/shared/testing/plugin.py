@@ -14,6 +14,15 @@ from shared.testing.harness import BrokerHandle, DatabaseServer
 ALL_SCOPES = DEVELOPMENT_SCOPES
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Hypothesis (and schemathesis, built on it) keeps no example database in the checkout:
+    what a run tries depends on the code and the seed, not on earlier runs on this machine."""
+    from hypothesis import settings
+
+    settings.register_profile("simpul", database=None)
+    settings.load_profile("simpul")
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     import os
 
