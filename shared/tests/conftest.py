@@ -1,4 +1,5 @@
-"""A small database of shared's own tables (outbox, inbox, idempotency keys, an effect table).
+"""A small database of shared's own tables (outbox, inbox, idempotency keys, jobs, an effect
+table).
 
 Built with ``create_all``: shared has no migration history of its own; its tables reach the
 services through their Alembic migrations, which the services' tests run.
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shared.consumer import inbox_table
 from shared.db import create_engine, create_sessionmaker, make_metadata, sync_url
 from shared.idempotency import idempotency_table
+from shared.jobs import job_table
 from shared.kafka import create_producer
 from shared.outbox import notify_trigger_sql, outbox_table
 from shared.settings import SharedSettings
@@ -29,6 +31,7 @@ metadata: MetaData = make_metadata()
 outbox_table(metadata)
 inbox_table(metadata)
 idempotency_table(metadata)
+job_table(metadata)
 effect = Table(
     "effect",
     metadata,

@@ -11,10 +11,15 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy import text
 
+from shared.db import session_scope
 from shared.embedded import free_port
+from shared.jobs import JobKind, schedule
 from shared.service import SessionDep, create_service_app
 from shared.settings import SharedSettings
-from shared.testing import DatabaseServer, running_service
+from shared.testing import DatabaseServer, eventually, running_service
+
+from .conftest import OutboxDatabase
+from .test_jobs import record_effect
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -93,3 +98,38 @@ class TestRequestUnitOfWork:
 
         with pytest.raises(RuntimeError, match=r"POST /late: .*late_session"):
             _app("postgresql+asyncpg://x@127.0.0.1:1/x", router)
+
+
+class TestJobsRunWhereTheRelayRuns:
+    async def test_the_worker_runs_due_jobs_and_an_api_process_does_not(
+        self, outbox_db: OutboxDatabase, settings: SharedSettings
+    ) -> None:
+        async with session_scope(outbox_db.sessionmaker) as session:
+            await schedule(session, kind="effect", key="k1")
+        fast = settings.model_copy(update={"job_poll_interval_seconds": 0.05})
+        kinds = {"effect": JobKind(record_effect)}
+
+        api_only = create_service_app(
+            fast,
+            title="edge",
+            description="api",
+            version="0",
+            routers=[],
+            jobs=kinds,
+            run_relay=False,
+            run_consumers=False,
+        )
+        async with running_service(api_only) as api:
+            assert api.runtime.job_runner is None
+        worker = create_service_app(
+            fast,
+            title="edge",
+            description="worker",
+            version="0",
+            routers=[],
+            jobs=kinds,
+            run_consumers=False,
+        )
+        async with running_service(worker):
+            await eventually(lambda: outbox_db.fetch("SELECT 1 FROM effect"), what="the job")
+        assert (await outbox_db.fetch("SELECT status FROM job"))[0]["status"] == "done"

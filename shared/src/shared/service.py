@@ -33,6 +33,7 @@ from shared.errors import (
     problem_responses,
 )
 from shared.idempotency import reap_expired_keys
+from shared.jobs import JobKind, JobRunner, prune_jobs
 from shared.kafka import broker_reachable, create_producer
 from shared.observability import TraceContextMiddleware, metrics_response
 from shared.openapi import install_openapi_completion
@@ -73,9 +74,11 @@ class ServiceRuntime:
     run_relay: bool = True
     run_consumers: bool = True
     workers: Sequence[tuple[str, BackgroundWorker]] = ()
+    jobs: Mapping[str, JobKind] = field(default_factory=dict)
     engine: AsyncEngine = field(init=False)
     sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
     relay: OutboxRelay | None = field(init=False, default=None)
+    job_runner: JobRunner | None = field(init=False, default=None)
     runners: list[ConsumerRunner] = field(init=False, default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
     _stopping: asyncio.Event = field(init=False, default_factory=asyncio.Event)
@@ -101,6 +104,15 @@ class ServiceRuntime:
                     send_timeout=settings.kafka_request_timeout_ms / 1000 + 5,
                 )
                 self._spawn(self.relay.run(), "relay")
+                if self.jobs:
+                    self.job_runner = JobRunner(
+                        service=settings.service_name,
+                        sessionmaker=self.sessionmaker,
+                        kinds=self.jobs,
+                        batch_size=settings.job_batch_size,
+                        poll_interval=settings.job_poll_interval_seconds,
+                    )
+                    self._spawn(self.job_runner.run(), "jobs")
                 for name, worker in self.workers:
                     self._spawn(worker(self), name)
             if self.run_consumers:
@@ -128,7 +140,8 @@ class ServiceRuntime:
         return self._stopping
 
     async def _housekeeping(self, every_seconds: float = 600.0) -> None:
-        """Expire idempotency keys and old inbox rows; errors wait for the next round."""
+        """Expire idempotency keys, old inbox rows and finished jobs; errors wait for the next
+        round."""
         while not self._stopping.is_set():
             try:
                 async with session_scope(self.sessionmaker) as session:
@@ -136,6 +149,8 @@ class ServiceRuntime:
                         session, older_than_hours=self.settings.idempotency_key_ttl_hours
                     )
                     await prune_inbox(session, older_than_days=self.settings.inbox_retention_days)
+                    if self.jobs:
+                        await prune_jobs(session, older_than_days=self.settings.job_retention_days)
             except Exception as exc:
                 log.warning("service.housekeeping_failed", extra={"error": repr(exc)})
             with contextlib.suppress(TimeoutError):
@@ -157,6 +172,8 @@ class ServiceRuntime:
         self._stopping.set()
         if self.relay is not None:
             self.relay.stop()
+        if self.job_runner is not None:
+            self.job_runner.stop()
         for runner in self.runners:
             runner.stop()
         if self._tasks:
@@ -291,11 +308,13 @@ def create_service_app(
     on_startup: Callable[[ServiceRuntime], Any] | None = None,
     body_limits: Mapping[str, int] | None = None,
     workers: Sequence[tuple[str, BackgroundWorker]] = (),
+    jobs: Mapping[str, JobKind] | None = None,
     inner_middleware: Sequence[Middleware] = (),
 ) -> FastAPI:
     """The service's FastAPI app. ``body_limits`` overrides ``settings.max_body_bytes`` under
     path prefixes (file uploads), see :class:`~shared.errors.BodySizeLimitMiddleware`.
-    ``workers`` are named background loops started where the relay runs.
+    ``workers`` are named background loops started where the relay runs, and so are the runners
+    of ``jobs`` (kind -> :class:`~shared.jobs.JobKind`; the service migrates its ``job`` table).
     ``inner_middleware`` run inside the tracing and body-limit middleware, right before FastAPI's
     routing (a hot path that answers some requests itself still gets traces and metrics)."""
     runtime = ServiceRuntime(
@@ -304,6 +323,7 @@ def create_service_app(
         run_relay=run_relay,
         run_consumers=run_consumers,
         workers=workers,
+        jobs=jobs or {},
     )
 
     @asynccontextmanager

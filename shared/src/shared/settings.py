@@ -62,6 +62,13 @@ class SharedSettings(BaseSettings):
     inbox_retention_days: int = Field(
         default=30, ge=1, description="Keep processed event ids longer than topic retention."
     )
+    job_batch_size: int = Field(default=10, ge=1, le=1_000, description="Jobs claimed at once.")
+    job_poll_interval_seconds: float = Field(
+        default=1.0, gt=0, description="How often a worker looks for due jobs and deadlines."
+    )
+    job_retention_days: int = Field(
+        default=30, ge=1, description="Keep done and cancelled jobs this long (failed: always)."
+    )
     log_level: str = "INFO"
 
     @model_validator(mode="after")
