@@ -182,6 +182,18 @@ PUBLIC_NAMES = {
         "mint_token",
         "require_scope",
     ],
+    "shared.calendar": [
+        "WIB",
+        "WIT",
+        "WITA",
+        "Holiday",
+        "OverrideError",
+        "WorkingCalendar",
+        "YearOverrides",
+        "load_overrides",
+        "local_day",
+        "parse_overrides",
+    ],
     "shared.consumer": ["INBOX_TABLE", "ConsumerRunner", "Handler", "inbox_table", "prune_inbox"],
     "shared.envelope": [
         "CloudEvent",
