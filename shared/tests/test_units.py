@@ -221,6 +221,7 @@ PUBLIC_NAMES = {
         "RetryLater",
         "cancel",
         "job_table",
+        "nominal_backoff",
         "prune_jobs",
         "reschedule",
         "schedule",

@@ -31,7 +31,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -67,6 +67,7 @@ __all__ = [
     "RetryLater",
     "cancel",
     "job_table",
+    "nominal_backoff",
     "prune_jobs",
     "reschedule",
     "schedule",
@@ -115,7 +116,13 @@ def job_table(metadata: MetaData) -> Table:
 
 @dataclass(frozen=True)
 class Job:
-    """A claimed job, as its handler sees it."""
+    """A claimed job, as its handler sees it.
+
+    The handler's ``session`` begins its transaction at its first statement, and that
+    transaction ends with the job. A handler that calls out (HTTP) reads what it needs first in
+    a short transaction of its own (``session_scope(job.sessionmaker)``), so no transaction
+    stays open while it waits for the other side.
+    """
 
     id: int
     kind: str
@@ -124,6 +131,7 @@ class Job:
     attempt: int
     max_attempts: int
     run_at: datetime
+    sessionmaker: async_sessionmaker[AsyncSession] = field(repr=False, compare=False)
 
     @property
     def last_attempt(self) -> bool:
@@ -145,10 +153,16 @@ class JobKind:
     lease_seconds: float = 300.0
 
     def backoff(self, attempt: int) -> float:
-        """Wait after failed attempt ``attempt`` (1-based): base, 2 base, 4 base..., capped,
-        and up to a quarter longer so the retries of many jobs spread out."""
-        nominal = min(self.backoff_max_seconds, self.backoff_seconds * 2 ** (attempt - 1))
-        return float(nominal * (1 + random.random() / 4))
+        """Wait after failed attempt ``attempt``: never shorter than :func:`nominal_backoff`,
+        up to a quarter longer so the retries of many jobs spread out."""
+        nominal = nominal_backoff(attempt, base=self.backoff_seconds, cap=self.backoff_max_seconds)
+        return nominal * (1 + random.random() / 4)
+
+
+def nominal_backoff(attempt: int, *, base: float, cap: float) -> float:
+    """Nominal wait after failed attempt number ``attempt`` (1-based): base, 2 base, 4 base...
+    up to ``cap``."""
+    return float(min(cap, base * 2 ** (attempt - 1)))
 
 
 async def schedule(
@@ -357,6 +371,7 @@ class JobRunner:
             attempt=row.attempts,
             max_attempts=kind.max_attempts,
             run_at=row.run_at,
+            sessionmaker=self.sessionmaker,
         )
         with trace_context(row.traceparent):
             if job.attempt > job.max_attempts:

@@ -9,6 +9,7 @@ from registry import api
 from registry.api.hot_lookups import HotLookups
 from registry.consumers import CONSUMERS
 from registry.dci import api as dci_api
+from registry.dci.delivery import CALLBACK_JOB, callback_job
 from registry.dci.errors import install_error_answers
 from registry.dci.keys import RegistryKeyring
 from registry.dci.worker import dci_worker
@@ -43,7 +44,8 @@ def create_app(
         run_consumers=run_consumers,
         # DTSEN files are far larger than any JSON body.
         body_limits={"/v1/imports": settings.import_max_bytes},
-        workers=[("dci", dci_worker(keyring, settings))],
+        workers=[("dci", dci_worker(settings))],
+        jobs={CALLBACK_JOB: callback_job(keyring, settings)},
         openapi_tags=[
             {
                 "name": dci_api.TAG,

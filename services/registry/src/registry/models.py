@@ -25,6 +25,7 @@ from shared.audit import audit_table
 from shared.consumer import inbox_table
 from shared.db import TimestampMixin, make_metadata
 from shared.idempotency import idempotency_table
+from shared.jobs import job_table
 from shared.outbox import outbox_table
 
 metadata = make_metadata()
@@ -32,6 +33,7 @@ outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
 audit_log = audit_table(metadata)
 idempotency_keys = idempotency_table(metadata)
+jobs = job_table(metadata)
 
 
 class Base(DeclarativeBase):

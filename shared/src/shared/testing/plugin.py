@@ -94,6 +94,7 @@ def service_settings_kwargs(
         "kafka_group_prefix": group_prefix,
         "jwt_public_key": public_key,
         "relay_poll_interval_seconds": 0.2,
+        "job_poll_interval_seconds": 0.1,
         "kafka_request_timeout_ms": 3_000,
         "consumer_retry_backoff_seconds": 0.05,
         "consumer_max_attempts": 3,

@@ -1,13 +1,14 @@
 """Outbound SPDCI callbacks (on-search, on-subscribe, on-unsubscribe, txn-on-status, notify).
 
-Outbox style: :func:`enqueue_callback` writes a ``dci_deliveries`` row in the same transaction as
-the work it reports, so a rolled-back search sends nothing and a committed one is never lost.
-:func:`deliver_due` (run by the DCI worker) leases due rows, checks the URL against the
-receiver's allow-list *again* (a changed list stops queued callbacks; a refused URL is never
-contacted), signs the envelope with the registry's key, POSTs it with httpx, and logs every
-attempt in ``dci_delivery_attempts``. Failures retry with exponential backoff (never shorter
-than the nominal delay, up to a quarter longer so retries of many callbacks spread out) until
-``dci_callback_max_attempts``, then the delivery is ``failed``.
+Outbox style: :func:`enqueue_callback` writes a ``dci_deliveries`` row and schedules its job
+(:mod:`shared.jobs`, kind :data:`CALLBACK_JOB`) in the same transaction as the work it reports,
+so a rolled-back search sends nothing and a committed one is never lost. The job
+(:func:`callback_job`, run by the service's job runner) checks the URL against the receiver's
+allow-list *again* (a changed list stops queued callbacks; a refused URL is never contacted),
+signs the envelope with the registry's key, POSTs it with httpx, and logs the attempt in
+``dci_delivery_attempts`` in the job's own transaction. Failures retry with the runner's
+exponential backoff (never shorter than the nominal delay, up to a quarter longer so retries of
+many callbacks spread out) until ``dci_callback_max_attempts``, then the delivery is ``failed``.
 
 The header's ``message_id`` is the delivery id on every attempt, so a receiver that got a
 callback whose ACK was lost can recognise the retry.
@@ -15,25 +16,26 @@ callback whose ACK was lost can recognise the retry.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import func, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.dci import envelope as envelopes
+from registry.dci.keys import RegistryKeyring
 from registry.dci.models import DciDelivery, DciDeliveryAttempt
 from registry.dci.senders import get_active_sender, url_allowed
 from registry.dci.signature import RegistrySigner
+from registry.settings import RegistrySettings
+from shared import jobs
 from shared.db import session_scope
+from shared.jobs import Job, JobKind, RetryLater, nominal_backoff
 
-__all__ = ["DeliveryPolicy", "backoff_delay", "deliver_due", "enqueue_callback"]
+__all__ = ["CALLBACK_JOB", "backoff_delay", "callback_job", "enqueue_callback"]
 
 log = logging.getLogger("registry.dci.delivery")
 
@@ -46,18 +48,8 @@ _ITEM_LISTS = (
 )
 
 
-@dataclass(frozen=True)
-class DeliveryPolicy:
-    timeout_seconds: float
-    max_attempts: int
-    backoff_seconds: float
-    backoff_max_seconds: float
-    batch_size: int = 20
-
-
-def backoff_delay(attempt: int, *, base: float, cap: float) -> float:
-    """Nominal wait after failed attempt number ``attempt`` (1-based): base, 2 base, 4 base..."""
-    return float(min(cap, base * 2 ** (attempt - 1)))
+CALLBACK_JOB = "dci.callback"
+backoff_delay = nominal_backoff
 
 
 async def enqueue_callback(
@@ -78,6 +70,7 @@ async def enqueue_callback(
     the worker fills in (message id, time, sender, receiver, counts).
     """
     delivery_id = uuid.uuid4()
+    await jobs.schedule(session, kind=CALLBACK_JOB, key=str(delivery_id))
     session.add(
         DciDelivery(
             id=delivery_id,
@@ -117,29 +110,6 @@ def build_envelope(delivery: DciDelivery, signer: RegistrySigner) -> dict[str, A
     return signer.envelope(header, delivery.message)
 
 
-async def _lease_due(session: AsyncSession, policy: DeliveryPolicy) -> list[DciDelivery]:
-    """Due deliveries, pushed into the future for the length of one try so no other worker
-    takes them meanwhile (the HTTP call happens outside any transaction)."""
-    due = (
-        select(DciDelivery.id)
-        .where(DciDelivery.status == "pending", DciDelivery.next_attempt_at <= text("now()"))
-        .order_by(DciDelivery.next_attempt_at)
-        .limit(policy.batch_size)
-        .with_for_update(skip_locked=True)
-    )
-    lease = timedelta(seconds=policy.timeout_seconds + 30)
-    rows = await session.scalars(
-        update(DciDelivery)
-        .where(DciDelivery.id.in_(due.scalar_subquery()))
-        .values(
-            attempts=DciDelivery.attempts + 1,
-            next_attempt_at=func.now() + lease,
-        )
-        .returning(DciDelivery)
-    )
-    return list(rows)
-
-
 @dataclass(frozen=True)
 class _Outcome:
     outcome: str  # delivered, retry, failed, refused
@@ -166,72 +136,70 @@ async def _post(
     return _Outcome("delivered", response.status_code)
 
 
-async def _attempt(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    client: httpx.AsyncClient,
-    delivery: DciDelivery,
-    signer: RegistrySigner,
-    policy: DeliveryPolicy,
+def callback_job(keyring: RegistryKeyring, settings: RegistrySettings) -> JobKind:
+    """How the job runner sends callbacks, with the settings' timeout and retry policy."""
+    timeout = httpx.Timeout(settings.dci_callback_timeout_seconds)
+
+    async def send(session: AsyncSession, job: Job) -> None:
+        async with session_scope(job.sessionmaker) as reading:
+            delivery = await reading.get(DciDelivery, uuid.UUID(job.key))
+            sender = (
+                None if delivery is None else await get_active_sender(reading, delivery.sender_id)
+            )
+        if delivery is None or delivery.status != "pending":
+            return  # already settled by an earlier attempt
+        if sender is None:
+            outcome = _Outcome("refused", error=f"sender {delivery.sender_id!r} is not active")
+        elif not url_allowed(sender, delivery.url):
+            outcome = _Outcome("refused", error="the URL is outside the sender's allow-list")
+        else:
+            signer = await keyring.signer(job.sessionmaker)
+            async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+                outcome = await _post(client, delivery, signer)
+        if outcome.outcome == "retry" and job.last_attempt:
+            outcome = _Outcome("failed", outcome.http_status, outcome.error)
+        await _record(session, delivery, job.attempt, outcome)
+        if outcome.outcome == "retry":
+            raise RetryLater(outcome.error)
+
+    return JobKind(
+        send,
+        max_attempts=settings.dci_callback_max_attempts,
+        backoff_seconds=settings.dci_callback_backoff_seconds,
+        backoff_max_seconds=settings.dci_callback_backoff_max_seconds,
+        lease_seconds=settings.dci_callback_timeout_seconds + 30,
+    )
+
+
+async def _record(
+    session: AsyncSession, delivery: DciDelivery, attempt: int, outcome: _Outcome
 ) -> None:
-    async with session_scope(sessionmaker) as session:
-        sender = await get_active_sender(session, delivery.sender_id)
-    if sender is None:
-        outcome = _Outcome("refused", error=f"sender {delivery.sender_id!r} is not active")
-    elif not url_allowed(sender, delivery.url):
-        outcome = _Outcome("refused", error="the URL is outside the sender's allow-list")
-    else:
-        outcome = await _post(client, delivery, signer)
-    if outcome.outcome == "retry" and delivery.attempts >= policy.max_attempts:
-        outcome = _Outcome("failed", outcome.http_status, outcome.error)
-    # Times come from the database clock of the transaction that logs the attempt, so the
-    # next try is never earlier than this attempt's logged time plus the delay.
-    values: dict[str, Any] = {"last_error": outcome.error}
+    """The attempt in the delivery log and the delivery's state, in the job's transaction
+    (times from its database clock, so a retry is never due before this attempt plus its
+    delay)."""
+    values: dict[str, Any] = {"attempts": attempt, "last_error": outcome.error}
     if outcome.outcome == "delivered":
         values.update(status="delivered", finished_at=func.now())
     elif outcome.outcome in ("failed", "refused"):
         values.update(status="failed", finished_at=func.now())
-    else:
-        delay = backoff_delay(
-            delivery.attempts, base=policy.backoff_seconds, cap=policy.backoff_max_seconds
+    await session.execute(update(DciDelivery).where(DciDelivery.id == delivery.id).values(values))
+    session.add(
+        DciDeliveryAttempt(
+            delivery_id=delivery.id,
+            attempt=attempt,
+            message_id=str(delivery.id),
+            http_status=outcome.http_status,
+            outcome=outcome.outcome,
+            error=outcome.error,
         )
-        delay *= 1 + random.random() / 4  # jitter spreads the retries of many callbacks
-        values["next_attempt_at"] = func.now() + timedelta(seconds=delay)
-    async with session_scope(sessionmaker) as session:
-        await session.execute(
-            update(DciDelivery).where(DciDelivery.id == delivery.id).values(values)
-        )
-        session.add(
-            DciDeliveryAttempt(
-                delivery_id=delivery.id,
-                attempt=delivery.attempts,
-                message_id=str(delivery.id),
-                http_status=outcome.http_status,
-                outcome=outcome.outcome,
-                error=outcome.error,
-            )
-        )
+    )
     log.info(
         "registry.dci.callback_attempted",
         extra={
             "delivery_id": str(delivery.id),
             "action": delivery.action,
-            "attempt": delivery.attempts,
+            "attempt": attempt,
             "outcome": outcome.outcome,
             "http_status": outcome.http_status,
         },
     )
-
-
-async def deliver_due(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    client: httpx.AsyncClient,
-    signer: RegistrySigner,
-    policy: DeliveryPolicy,
-) -> int:
-    """Try every due delivery once (concurrently); returns how many were tried."""
-    async with session_scope(sessionmaker) as session:
-        leased = await _lease_due(session, policy)
-    await asyncio.gather(
-        *(_attempt(sessionmaker, client, delivery, signer, policy) for delivery in leased)
-    )
-    return len(leased)

@@ -148,16 +148,11 @@ class DciSubscription(Base):
 
 
 class DciDelivery(Base):
-    """An outbound callback (outbox style): written with the work, sent by the DCI worker."""
+    """An outbound callback (outbox style): written with the work, sent by its job."""
 
     __tablename__ = "dci_deliveries"
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status_values"),
-        Index(
-            "ix_dci_deliveries_due",
-            "next_attempt_at",
-            postgresql_where=text("status = 'pending'"),
-        ),
         Index("ix_dci_deliveries_sender_transaction", "sender_id", "transaction_id"),
     )
 
@@ -173,10 +168,8 @@ class DciDelivery(Base):
     correlation_id: Mapped[str | None] = mapped_column(Text)
     subscription_code: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(Text, server_default="pending")
+    # When it is tried next: its job's (shared.jobs) run_at.
     attempts: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
-    next_attempt_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

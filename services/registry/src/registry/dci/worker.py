@@ -1,8 +1,9 @@
-"""The DCI worker: answers acknowledged async searches and sends queued callbacks.
+"""The DCI worker: answers acknowledged async searches (their callbacks are jobs, see
+:mod:`registry.dci.delivery`).
 
 It runs where the outbox relay runs (``serve`` or ``worker``), as a background loop of the
-service runtime. Several workers may run: searches are claimed with ``FOR UPDATE SKIP LOCKED``
-and deliveries leased, so each is handled once at a time.
+service runtime. Several workers may run: searches are claimed with ``FOR UPDATE SKIP LOCKED``,
+so each is answered once.
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ import logging
 import time
 from datetime import timedelta
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from registry.dci import delivery, service, transactions
 from registry.dci import envelope as envelopes
 from registry.dci.errors import is_statement_timeout
-from registry.dci.keys import RegistryKeyring
 from registry.dci.signature import MAX_VALIDITY_SECONDS
 from registry.settings import RegistrySettings
 from shared.db import session_scope
@@ -116,37 +115,26 @@ async def answer_pending_searches(
     return len(pending)
 
 
-def dci_worker(keyring: RegistryKeyring, settings: RegistrySettings) -> BackgroundWorker:
-    policy = delivery.DeliveryPolicy(
-        timeout_seconds=settings.dci_callback_timeout_seconds,
-        max_attempts=settings.dci_callback_max_attempts,
-        backoff_seconds=settings.dci_callback_backoff_seconds,
-        backoff_max_seconds=settings.dci_callback_backoff_max_seconds,
-    )
-
+def dci_worker(settings: RegistrySettings) -> BackgroundWorker:
     async def run(runtime: ServiceRuntime) -> None:
-        timeout = httpx.Timeout(policy.timeout_seconds)
         next_housekeeping = time.monotonic()
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
-            while not runtime.stopping.is_set():
-                busy = 0
-                try:
-                    if time.monotonic() >= next_housekeeping:
-                        next_housekeeping = time.monotonic() + _HOUSEKEEPING_EVERY_SECONDS
-                        async with session_scope(runtime.sessionmaker) as session:
-                            await transactions.forget_old_messages(
-                                session, older_than=_KEEP_MESSAGE_IDS
-                            )
-                    busy += await answer_pending_searches(runtime.sessionmaker, settings)
-                    signer = await keyring.signer(runtime.sessionmaker)
-                    busy += await delivery.deliver_due(runtime.sessionmaker, client, signer, policy)
-                except Exception:
-                    log.exception("registry.dci.worker_round_failed")
-                if busy:
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        runtime.stopping.wait(), timeout=settings.dci_worker_poll_seconds
-                    )
+        while not runtime.stopping.is_set():
+            answered = 0
+            try:
+                if time.monotonic() >= next_housekeeping:
+                    next_housekeeping = time.monotonic() + _HOUSEKEEPING_EVERY_SECONDS
+                    async with session_scope(runtime.sessionmaker) as session:
+                        await transactions.forget_old_messages(
+                            session, older_than=_KEEP_MESSAGE_IDS
+                        )
+                answered = await answer_pending_searches(runtime.sessionmaker, settings)
+            except Exception:
+                log.exception("registry.dci.worker_round_failed")
+            if answered:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    runtime.stopping.wait(), timeout=settings.dci_worker_poll_seconds
+                )
 
     return run
