@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 
@@ -212,41 +213,63 @@ class TestConsumerRunner:
         outbox_db: OutboxDatabase,
         settings: SharedSettings,
         producer_factory: Callable[[], AIOKafkaProducer],
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
+        """The running consumer commits the offset only once the effect is committed (another
+        connection sees it); a crash between the two redelivers the event, and the inbox turns
+        the redelivery into a duplicate: one effect, then the offset is committed."""
+        caplog.set_level(logging.INFO, logger="shared.consumer")
         topic = unique_topic()
-        await publish(settings, topic, as_record(event("c", 1), topic))
+        once = event("c", 1)
+        await publish(settings, topic, as_record(once, topic))
         handler = Flaky()
         crashed = runner_for(settings, outbox_db, topic, handler, producer_factory)
-        # The effect commits, then the process dies before committing the offset.
-        reader = AIOKafkaConsumer(
-            topic, bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest"
-        )
-        await reader.start()
-        try:
-            batch = await eventually(
-                lambda: reader.getmany(timeout_ms=500), what="the record fetched"
-            )
-            record = next(iter(batch.values()))[0]
-            assert await crashed.process(record) == "handled_or_duplicate"
-        finally:
-            await reader.stop()
+        attempted: list[tuple[TopicPartition, int, list[tuple[str, int]]]] = []
+
+        async def commit_then_die(
+            consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int
+        ) -> None:
+            attempted.append((partition, offset, await effects(outbox_db)))
+            raise _Crash("the process dies before the offset commit reaches the broker")
+
+        crashed._commit = commit_then_die  # type: ignore[method-assign]
+        with pytest.raises(_Crash):
+            await asyncio.wait_for(crashed.run(), timeout=60)
+        [(partition, offset, committed_effects)] = attempted
+        assert committed_effects == [("c", 1)], "offset commit attempted before the effect commit"
+        assert offset == 1
+        assert await _committed_offset(settings, crashed.name, partition) is None
+
         restarted = runner_for(settings, outbox_db, topic, handler, producer_factory)
         restarted.name = crashed.name  # same consumer group, which never committed an offset
         async with consuming(restarted):
             await eventually(
-                lambda: _committed(settings, crashed.name, TopicPartition(topic, record.partition)),
+                lambda: _committed(settings, crashed.name, partition),
                 what="offset committed after the redelivery",
             )
-        assert await effects(outbox_db) == [("c", 1)], (
-            "the redelivered event was absorbed by the inbox"
-        )
+        assert await _committed_offset(settings, crashed.name, partition) == offset
+        redelivered = [
+            r
+            for r in caplog.records
+            if r.getMessage() == "consumer.event.duplicate"
+            and getattr(r, "event_id", None) == once.id
+        ]
+        assert len(redelivered) == 1, "the event was redelivered after the crash"
+        assert handler.calls == {once.id: 1}, "the inbox kept the redelivery from the handler"
+        assert await effects(outbox_db) == [("c", 1)]
         outcomes = await outbox_db.fetch(
             "SELECT outcome FROM inbox_event WHERE consumer = $1", crashed.name
         )
         assert [r["outcome"] for r in outcomes] == ["handled"]
 
 
-async def _committed(settings: SharedSettings, group: str, partition: TopicPartition) -> bool:
+class _Crash(Exception):
+    """Stands for the process dying: nothing in the runner catches it."""
+
+
+async def _committed_offset(
+    settings: SharedSettings, group: str, partition: TopicPartition
+) -> int | None:
     # A plain consumer's committed(), not the admin client: Tansu answers aiokafka's admin
     # OffsetFetch in a form the admin client cannot decode.
     consumer = AIOKafkaConsumer(
@@ -254,9 +277,13 @@ async def _committed(settings: SharedSettings, group: str, partition: TopicParti
     )
     await consumer.start()
     try:
-        return bool(await consumer.committed(partition))
+        return await consumer.committed(partition)
     finally:
         await consumer.stop()
+
+
+async def _committed(settings: SharedSettings, group: str, partition: TopicPartition) -> bool:
+    return bool(await _committed_offset(settings, group, partition))
 
 
 async def _has(rows: object, n: int) -> bool:

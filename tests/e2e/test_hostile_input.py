@@ -7,14 +7,16 @@ problem+json: they get their own hostile-input test below."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from shared.testing import RunningService
+from shared.testing import RunningService, eventually
 
 from .conftest import Simpul
+from .test_journeys import fact_of, register
 
 PROBLEM = "application/problem+json"
 SERVICES = ("registry", "programs", "referrals", "complaints")
@@ -113,22 +115,101 @@ class TestHostileInput:
             assert response.json()["type"].endswith("/payload-too-large")
 
 
+NUL = "Siti\u0000Aminah"
+
+
+def is_string(spec: dict[str, Any]) -> bool:
+    """A string, or an optional one (``anyOf: [string, null]``)."""
+    return spec.get("type") == "string" or any(
+        option.get("type") == "string" for option in spec.get("anyOf", [])
+    )
+
+
+def string_query_parameters(
+    service: RunningService,
+) -> Iterator[tuple[str, dict[str, str], str]]:
+    """(path, the other required query parameters, name) of each string query parameter of
+    each GET; path parameters get their example, a uuid or are skipped when neither fits."""
+    for template, operations in service.app.openapi()["paths"].items():
+        get = operations.get("get")
+        if get is None or template.startswith(SPDCI):
+            continue
+        path, parameters = template, get.get("parameters", [])
+        for parameter in (p for p in parameters if p["in"] == "path"):
+            schema = parameter["schema"]
+            value = (schema.get("examples") or parameter.get("examples") or [None])[0]
+            if value is None and schema.get("format") == "uuid":
+                value = str(uuid.uuid4())
+            if value is None:
+                break
+            path = path.replace("{" + parameter["name"] + "}", str(value))
+        else:
+            query = [p for p in parameters if p["in"] == "query" and is_string(p["schema"])]
+            for parameter in query:
+                required = {
+                    other["name"]: "hostile input check" for other in query if other.get("required")
+                }
+                yield path, required, parameter["name"]
+
+
 @pytest.mark.parametrize("name", SERVICES)
 async def test_nul_characters_in_text_are_refused_not_a_server_error(
     simpul: Simpul, everything: dict[str, str], name: str
 ) -> None:
-    """PostgreSQL cannot store U+0000 in text; the client learns that, the server does not 500."""
+    """PostgreSQL cannot store U+0000 in text; the client learns that, the server does not 500.
+
+    Every string field of every creating body and every string query parameter of every GET
+    carries one: free text (a name, the audited ``purpose``) reaches the database, a constrained
+    value (uuid, enum, pattern) is refused at validation; either way a 4xx problem. Each service
+    must get at least one such request (programs' only body fields are a uuid and an enum: its
+    NUL reaches the database through ``purpose``)."""
     service = getattr(simpul, name)
+    sent: list[str] = []
     for path, example, schema in creating_operations(service):
         for field, spec in schema.get("properties", {}).items():
-            if spec.get("type") != "string" or "pattern" in spec or "enum" in spec:
-                continue
-            if "format" in spec:
+            if not is_string(spec):
                 continue
             response = await service.client.post(
-                path, json={**example, field: "Siti\u0000Aminah"}, headers=everything
+                path, json={**example, field: NUL}, headers=everything
             )
+            sent.append(f"POST {path} {field}")
             assert 400 <= response.status_code < 500, (path, field, response.text)
+            assert response.headers["content-type"] == PROBLEM, (path, field, response.text)
+    for path, required, parameter in string_query_parameters(service):
+        response = await service.client.get(
+            path, params={**required, parameter: NUL}, headers=everything
+        )
+        sent.append(f"GET {path} ?{parameter}")
+        # A read that finds nothing stores nothing (no audit row), so it may answer 200.
+        assert response.status_code < 500, (path, parameter, response.text)
+        if response.status_code >= 400:
+            assert response.headers["content-type"] == PROBLEM, (path, parameter, response.text)
+    assert sent, f"{name}: no request carried a NUL"
+
+
+@pytest.mark.parametrize(
+    ("name", "path"),
+    [("registry", "/v1/persons/{id}"), ("programs", "/v1/person-facts/{id}")],
+)
+async def test_a_nul_in_the_audited_purpose_of_a_real_read_is_refused(
+    simpul: Simpul, everything: dict[str, str], name: str, path: str
+) -> None:
+    """A read that finds a record writes the caller's ``purpose`` to the audit log: a NUL in it
+    is the client's 422, not a 500 (programs takes no free text in its bodies, so this is where
+    its hostile text reaches PostgreSQL)."""
+    person = await register(simpul, everything)
+    await eventually(
+        lambda: fact_of(simpul, person["id"], everything), what="programs learns of the person"
+    )
+    service = getattr(simpul, name)
+    url = path.format(id=person["id"])
+    assert (
+        await service.client.get(url, params={"purpose": "hostile input check"}, headers=everything)
+    ).status_code == 200
+    response = await service.client.get(url, params={"purpose": NUL}, headers=everything)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM
+    assert "NUL" in response.json()["detail"], response.text
 
 
 def spdci_operations(service: RunningService) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import random
 from collections.abc import Callable
 from datetime import date
@@ -9,9 +11,10 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
 from shared.db import sync_url
-from shared.observability import new_traceparent
+from shared.observability import JsonFormatter, new_traceparent
 from shared.testing import eventually
 
 from .conftest import Simpul
@@ -76,20 +79,46 @@ class TestRegistryToPrograms:
         assert again.status_code == 409
 
     async def test_the_trace_id_follows_the_request_into_the_consumer(
-        self, simpul: Simpul, auth_header: Callable[..., dict[str, str]]
+        self,
+        simpul: Simpul,
+        auth_header: Callable[..., dict[str, str]],
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
+        """The request's trace id is staged with the event, and the programs consumer handles
+        that event under it: its ``consumer.event.handled`` log line carries the same trace id
+        (the JSON formatter reads the trace context when the line is written)."""
+        caplog.set_level(logging.INFO, logger="shared.consumer")
+        caplog.handler.setFormatter(JsonFormatter())
+        headers = auth_header()
         traceparent = new_traceparent()
         trace_id = traceparent.split("-")[1]
         response = await simpul.registry.client.post(
-            "/v1/persons", json=person_body(), headers={**auth_header(), "traceparent": traceparent}
+            "/v1/persons", json=person_body(), headers={**headers, "traceparent": traceparent}
         )
+        assert response.status_code == 201, response.text
         assert response.headers["traceparent"].split("-")[1] == trace_id
+        person_id = response.json()["id"]
         staged = await rows(
             simpul.settings["registry"],
-            "SELECT envelope->>'traceparent' AS tp FROM outbox_event WHERE key = $1",
-            response.json()["id"],
+            "SELECT envelope->>'id' AS id, envelope->>'traceparent' AS tp FROM outbox_event "
+            "WHERE key = $1",
+            person_id,
         )
         assert staged[0]["tp"].split("-")[1] == trace_id
+        consumer = simpul.settings["programs"].kafka_group_prefix + "programs"
+
+        async def handled() -> list[dict[str, Any]]:
+            lines = (json.loads(line) for line in caplog.text.splitlines() if line.startswith("{"))
+            return [
+                line
+                for line in lines
+                if line.get("event") == "consumer.event.handled"
+                and line.get("consumer") == consumer
+                and line.get("event_id") == staged[0]["id"]
+            ]
+
+        [line] = await eventually(handled, what="programs' consumer handled the event")
+        assert line.get("trace_id") == trace_id, line
 
     async def test_programs_follows_a_death_recorded_in_the_registry(
         self, simpul: Simpul, auth_header: Callable[..., dict[str, str]]

@@ -343,18 +343,35 @@ class TestIdempotency:
         registry_settings: RegistrySettings,
         auth_header: Callable[..., dict[str, str]],
     ) -> None:
+        # Every answer must come from the key: the one creation, its replay, or "in flight".
+        # Without the key the unique NIK would still stop the duplicates, but with a
+        # nik-already-registered 409, which is what the test rules out.
         body, headers = person_body(), {**auth_header(), "Idempotency-Key": str(uuid.uuid4())}
         responses = await asyncio.gather(
             *(
                 registry_service.client.post("/v1/persons", json=body, headers=headers)
-                for _ in range(4)
+                for _ in range(6)
             )
         )
-        statuses = sorted(r.status_code for r in responses)
-        assert set(statuses) <= {201, 409}
-        assert 201 in statuses
+        responses.append(
+            await registry_service.client.post("/v1/persons", json=body, headers=headers)
+        )
+        created = [r for r in responses if r.status_code == 201]
+        others = [r for r in responses if r.status_code != 201]
+        assert [(r.status_code, r.json()["type"].rsplit("/", 1)[-1]) for r in others] == [
+            (409, "idempotency-key-in-flight")
+        ] * len(others), [r.text for r in others]
+        assert [r.headers.get("idempotent-replayed") for r in created].count(None) == 1
+        assert responses[-1].status_code == 201
+        assert responses[-1].headers["idempotent-replayed"] == "true"
+        assert all(r.json() == created[0].json() for r in created)
+        person_id = created[0].json()["id"]
         rows = await fetch(
             registry_settings, "SELECT count(*) AS n FROM person WHERE nik = $1", body["nik"]
+        )
+        assert rows[0]["n"] == 1
+        rows = await fetch(
+            registry_settings, "SELECT count(*) AS n FROM outbox_event WHERE key = $1", person_id
         )
         assert rows[0]["n"] == 1
 
