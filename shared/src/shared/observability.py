@@ -15,7 +15,7 @@ import re
 import secrets
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -152,6 +152,3 @@ class TraceContextMiddleware:
 
 def metrics_response() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
-
-
-ReadinessCheck = Callable[[], Awaitable[None]]

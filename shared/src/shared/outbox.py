@@ -43,7 +43,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import sync_url
 from shared.envelope import CloudEvent, KafkaRecord, new_event, to_kafka
@@ -411,11 +411,3 @@ class OutboxRelay:
                     await conn.close(timeout=2)
         self._conn = None
         self._listener = None
-
-
-async def backlog_of(engine: AsyncEngine) -> int:
-    async with engine.connect() as conn:
-        value = await conn.scalar(
-            text(f"SELECT count(*) FROM {OUTBOX_TABLE} WHERE sent_at IS NULL")
-        )
-        return int(value or 0)

@@ -24,6 +24,8 @@ class RegistryPerson(BaseModel):
     birth_date: date
     sex: Literal["M", "F"]
     status: Literal["alive", "deceased", "moved"]
+    # The registry's row version (always sent today); absent from an older producer.
+    version: int | None = Field(default=None, ge=1)
 
 
 class ReferralCreated(BaseModel):
@@ -45,6 +47,7 @@ async def on_registry_person(
         birth_date=person.birth_date,
         sex=person.sex,
         status=person.status,
+        version=person.version,
         as_of=event.time,
     )
 
@@ -63,7 +66,7 @@ async def on_referral_created(
 
 
 HANDLERS = {
-    # Every person event carries the same snapshot; the newest by event time wins.
+    # Every person event carries the same snapshot; the highest registry version wins.
     "registry.person.registered.v1": Handler(RegistryPerson, on_registry_person),
     "registry.person.updated.v1": Handler(RegistryPerson, on_registry_person),
     "registry.person.died.v1": Handler(RegistryPerson, on_registry_person),

@@ -37,7 +37,13 @@ class PersonFact(Base):
     birth_date: Mapped[date]
     sex: Mapped[str] = mapped_column(String(1))
     status: Mapped[str] = mapped_column(String(10))
-    # Time of the registry event last applied: an older event never overwrites a newer fact.
+    # The registry's row version this fact reflects: an event with a version at or below it is
+    # ignored, so an older event never overwrites a newer fact, whatever the clocks say. NULL
+    # for a fact from an event without version (an older producer, or a row from before this
+    # column); such facts fall back to ordering by ``as_of``.
+    version: Mapped[int | None]
+    # Time of the registry event last applied (the producer's clock: compared only between
+    # facts and events that both lack a version).
     as_of: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -149,23 +149,39 @@ async def apply_person_fact(
     birth_date: object,
     sex: str,
     status: str,
+    version: int | None,
     as_of: datetime,
 ) -> None:
-    """Upsert a registry fact unless a newer one is already applied (out-of-order safe)."""
+    """Upsert a registry fact unless a newer one is already applied (out-of-order safe).
+
+    Newer means a higher registry row ``version``: an event at or below the stored version
+    changes nothing, whatever its time says (the registry's clock and the relay's are not
+    ours to compare). The test is in the upsert's WHERE, so it holds between concurrent
+    consumers too. An event without a version (an older producer) is ordered by ``as_of``
+    among facts that have none either, and never overwrites a versioned fact; a versioned
+    event always replaces an unversioned fact.
+    """
     values = {
         "person_id": person_id,
         "village_code": village_code,
         "birth_date": birth_date,
         "sex": sex,
         "status": status,
+        "version": version,
         "as_of": as_of,
     }
     statement = insert(PersonFact).values(values)
+    excluded = statement.excluded
+    newer = (
+        or_(PersonFact.version.is_(None), PersonFact.version < excluded.version)
+        if version is not None
+        else and_(PersonFact.version.is_(None), PersonFact.as_of <= excluded.as_of)
+    )
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=[PersonFact.person_id],
-            set_={k: statement.excluded[k] for k in values if k != "person_id"},
-            where=PersonFact.as_of <= statement.excluded.as_of,
+            set_={k: excluded[k] for k in values if k != "person_id"},
+            where=newer,
         )
     )
 

@@ -173,23 +173,6 @@ def _choices(name: str, values: Sequence[str]) -> tuple[frozenset[str], str]:
     return frozenset(values), f"{name} must be one of {', '.join(values)}"
 
 
-_ENUMS = {
-    name: _choices(name, values)
-    for name, values in (
-        ("floor", FLOOR),
-        ("wall", WALL),
-        ("roof", ROOF),
-        ("water", WATER),
-        ("sanitation", SANITATION),
-        ("electricity", ELECTRICITY),
-        ("relationship", RELATIONSHIPS),
-        ("status", STATUSES),
-        ("disability", DISABILITIES),
-        ("education", EDUCATION),
-    )
-}
-
-
 _DECILES = tuple(str(d) for d in range(1, 11))
 _ENUM_VALUES = {
     "floor": FLOOR,
