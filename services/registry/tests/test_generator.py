@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -299,6 +300,9 @@ class TestDemoSeed:
             events = await conn.fetch(
                 "SELECT event_type, count(*) FROM outbox_event GROUP BY event_type"
             )
+            traceparents = await conn.fetch(
+                "SELECT DISTINCT envelope->>'traceparent' AS tp FROM outbox_event"
+            )
         finally:
             await conn.close()
         assert niks == {p.nik for h in expected for p in h.members}
@@ -306,3 +310,6 @@ class TestDemoSeed:
         counts = {r["event_type"]: r["count"] for r in events}
         assert counts["registry.household.registered.v1"] == DEMO_HOUSEHOLDS
         assert counts["registry.person.registered.v1"] == people
+        # The seed is one trace of its own: every event carries it, as a request's events do.
+        assert len(traceparents) == 1
+        assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", traceparents[0]["tp"] or "")

@@ -174,11 +174,13 @@ class EmbeddedPostgres:
         if (self.data_dir / "PG_VERSION").exists() and self.is_running():
             self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop", check=False)
 
-    def create_database(self, name: str) -> None:
-        """Create ``name`` unless it exists (psql from the same wheel)."""
+    def create_database(self, name: str) -> bool:
+        """Create ``name`` unless it exists (psql from the same wheel); True if it was made."""
         exists = self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
-        if exists.strip() != "1":
-            self._psql(f'CREATE DATABASE "{name}"')
+        if exists.strip() == "1":
+            return False
+        self._psql(f'CREATE DATABASE "{name}"')
+        return True
 
     def _psql(self, sql: str) -> str:
         result = subprocess.run(

@@ -6,6 +6,9 @@ through the BPS reconciliation pipeline as a *delta* file, the path real data ta
 validated, written set-based, versioned, and every new household and person gets its
 ``registered`` event in the outbox. Running it again changes nothing and emits nothing, since
 the reconciliation writes only what differs.
+
+Each run is one new trace: its events carry a ``traceparent`` of that trace, as the events of a
+request do, so the consumers' log lines of the demo data lead back to the seed.
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ import logging
 import tempfile
 from pathlib import Path
 
+import typer
+
 from registry.generator import generate_households, write_csv
 from registry.reconciliation import ImportSummary, import_file
 from registry.settings import RegistrySettings
+from shared.observability import trace_context
 
 __all__ = ["DEMO_HOUSEHOLDS", "DEMO_REGION", "DEMO_SEED", "seed"]
 
@@ -28,6 +34,12 @@ DEMO_SEED = 1771
 
 
 async def seed(settings: RegistrySettings) -> ImportSummary:
+    """Load the demo households (a new trace), say on stdout what it did, return the summary."""
+    with trace_context(None):  # no traceparent given: a new trace for this run
+        return await _seed(settings)
+
+
+async def _seed(settings: RegistrySettings) -> ImportSummary:
     with tempfile.TemporaryDirectory(prefix="simpul-demo-") as folder:
         path = Path(folder) / f"demo_{DEMO_REGION}_seed{DEMO_SEED}.csv"
         rows = write_csv(path, generate_households(DEMO_REGION, DEMO_HOUSEHOLDS, seed=DEMO_SEED))
@@ -44,4 +56,9 @@ async def seed(settings: RegistrySettings) -> ImportSummary:
     )
     if summary.status != "completed" or summary.invalid_rows or summary.batches_failed:
         raise RuntimeError(f"the demo import did not apply cleanly: {summary}")
+    what = f"{DEMO_HOUSEHOLDS} households ({rows} people) of Kota Bengkulu ({DEMO_REGION})"
+    if summary.changed_rows:
+        typer.echo(f"{what}: loaded, {summary.events_emitted} events in the outbox")
+    else:
+        typer.echo(f"{what}: already loaded, nothing to do")
     return summary
