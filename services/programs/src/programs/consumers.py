@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -65,7 +65,7 @@ async def on_referral_created(
     )
 
 
-HANDLERS = {
+HANDLERS: dict[str, Handler[Any]] = {
     # Every person event carries the same snapshot; the highest registry version wins.
     "registry.person.registered.v1": Handler(RegistryPerson, on_registry_person),
     "registry.person.updated.v1": Handler(RegistryPerson, on_registry_person),
