@@ -6,18 +6,25 @@
   specification that a generated document could break are checked here: required and allowed
   fields of each object, identifiers, every ``$ref`` resolving, operations naming only their
   channel's messages, headers being object schemas, payload schemas being valid JSON Schema.
-* What producers really put on the wire fits the document: payloads generated from each
-  producer's model validate against the documented schema, and the headers written by
-  ``shared.envelope.to_kafka`` validate against the documented headers schema.
+* Events written by hand from the document fit it: ``tests/contract/examples/<type>.json`` holds
+  one CloudEvent per documented type, as a consumer's author would write it from asyncapi.yaml
+  (not generated from the models); each validates against the committed document's payload and
+  headers schemas and parses as a CloudEvent, every documented type has one, and broken copies
+  (a required field left out, a value outside an enum, a bad pattern or format, an undocumented
+  field, wrong envelope attributes) are refused.
+* The headers written by ``shared.envelope.to_kafka`` validate against the documented headers.
 * Every type a consumer handles is published on a topic it subscribes to, and the consumer's own
-  (tolerant-reader) model accepts whatever the producer's model can emit.
+  (tolerant-reader) model reads the hand-written example and whatever the producer's model can
+  emit.
 
 Producers and consumers whose service is not written yet are skipped, naming what is missing.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib.util
+import json
 import re
 import sys
 from datetime import UTC
@@ -32,7 +39,7 @@ from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from shared.envelope import event_json_schema, new_event, to_kafka
+from shared.envelope import event_json_schema, from_kafka, new_event, to_kafka
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / "tools" / "asyncapi.py"
@@ -385,7 +392,197 @@ def test_structural_check_catches_mistakes(document: dict[str, Any]) -> None:
     assert any("channel bad.id" in p for p in problems)
 
 
-# --- (c) producers and consumers agree ------------------------------------------------------------
+# --- (c) events written from the document fit it ------------------------------------------------
+#
+# tests/contract/examples/<type>.json holds one CloudEvent per documented type, written by hand the
+# way a consumer's author would from reading asyncapi.yaml (never generated from the models). They
+# are checked against the committed document, and each consumer's own model must read them.
+
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+EXAMPLES: dict[str, dict[str, Any]] = {
+    path.name.removesuffix(".json"): json.loads(path.read_text())
+    for path in sorted(EXAMPLES_DIR.glob("*.json"))
+}
+# CloudEvents Kafka binding, binary content mode (§3.2): each attribute is a header.
+HEADER_OF = {
+    "id": "ce_id",
+    "source": "ce_source",
+    "type": "ce_type",
+    "specversion": "ce_specversion",
+    "time": "ce_time",
+    "subject": "ce_subject",
+    "datacontenttype": "content-type",
+    "traceparent": "traceparent",
+}
+
+
+@pytest.fixture(scope="module")
+def committed_document() -> dict[str, Any]:
+    """What a consumer's author reads: the committed asyncapi.yaml, not the code."""
+    return yaml.safe_load((ROOT / "asyncapi.yaml").read_text())
+
+
+def documented_types(doc: dict[str, Any]) -> set[str]:
+    """The event types of the document's event channels (dead-letter channels carry none)."""
+    return {
+        _resolve(doc, ref["$ref"])["name"]
+        for channel in doc["channels"].values()
+        if not channel["address"].endswith(".dlq")
+        for ref in channel["messages"].values()
+    }
+
+
+def _message(doc: dict[str, Any], event_type: str) -> dict[str, Any]:
+    (message,) = [m for m in doc["components"]["messages"].values() if m["name"] == event_type]
+    return message
+
+
+def _kafka_headers(example: dict[str, Any]) -> dict[str, str]:
+    return {HEADER_OF[name]: value for name, value in example.items() if name != "data"}
+
+
+def example_errors(
+    doc: dict[str, Any], event_type: str, example: dict[str, Any]
+) -> dict[str, list[jsonschema.ValidationError]]:
+    """Where ``example`` breaks the documented payload and headers schemas of ``event_type``."""
+    message = _message(doc, event_type)
+    found: dict[str, list[jsonschema.ValidationError]] = {}
+    for part, instance in (("payload", example["data"]), ("headers", _kafka_headers(example))):
+        validator = jsonschema.Draft202012Validator(
+            {**message[part], "components": doc["components"]},
+            format_checker=jsonschema.FormatChecker(),
+        )
+        found[part] = list(validator.iter_errors(instance))
+    return found
+
+
+def _keywords(errors: list[jsonschema.ValidationError]) -> set[str]:
+    """The failing keywords, including those inside anyOf branches (nullable fields)."""
+    return {str(e.validator) for e in errors} | {
+        keyword for e in errors for keyword in _keywords(list(e.context or ()))
+    }
+
+
+def test_every_documented_type_has_an_example(committed_document: dict[str, Any]) -> None:
+    documented = documented_types(committed_document)
+    assert documented, "no event types found in asyncapi.yaml"
+    missing = sorted(documented - set(EXAMPLES))
+    assert not missing, (
+        f"write an example event for {missing} in tests/contract/examples/<type>.json, "
+        "from asyncapi.yaml as a consumer would"
+    )
+    stale = sorted(set(EXAMPLES) - documented)
+    assert not stale, f"examples of types asyncapi.yaml does not document: {stale}"
+
+
+@pytest.mark.parametrize("event_type", sorted(EXAMPLES))
+def test_example_fits_the_document(event_type: str, committed_document: dict[str, Any]) -> None:
+    example = EXAMPLES[event_type]
+    assert example["type"] == event_type, f"{event_type}.json holds a {example['type']}"
+    errors = example_errors(committed_document, event_type, example)
+    assert {part: [e.message for e in errs] for part, errs in errors.items()} == {
+        "payload": [],
+        "headers": [],
+    }
+    # The record it describes is one the consumers' runner accepts as a CloudEvent.
+    record_headers = [(name, value.encode()) for name, value in _kafka_headers(example).items()]
+    event = from_kafka(json.dumps(example["data"]).encode(), record_headers)
+    assert (event.type, event.id, event.data) == (example["type"], example["id"], example["data"])
+
+
+DROP = object()
+
+
+def broken(event_type: str, what: str, where: str, value: Any, keyword: str) -> Any:
+    """A mutation of ``event_type``'s example: ``where`` (``data.x`` or an attribute) set to
+    ``value`` (or dropped), and the JSON Schema keyword of the document that must refuse it."""
+    return pytest.param(event_type, where, value, keyword, id=f"{event_type}:{what}")
+
+
+BROKEN = [
+    # A required field left out.
+    broken("registry.person.registered.v1", "no person_id", "data.person_id", DROP, "required"),
+    broken("registry.person.died.v1", "no death_date", "data.death_date", DROP, "required"),
+    broken(
+        "registry.person.moved.v1",
+        "no from_village_code",
+        "data.from_village_code",
+        DROP,
+        "required",
+    ),
+    broken(
+        "registry.household.split.v1",
+        "no new_household_id",
+        "data.new_household_id",
+        DROP,
+        "required",
+    ),
+    # Nullable is not optional: the complaint's person_id is always sent, maybe as null.
+    broken("complaints.complaint.filed.v1", "no person_id", "data.person_id", DROP, "required"),
+    # A value outside an enumeration.
+    broken("registry.person.updated.v1", "sex X", "data.sex", "X", "enum"),
+    broken("registry.person.died.v1", "status dead", "data.status", "dead", "enum"),
+    broken("registry.person.died.v1", "source neighbour", "data.source", "neighbour", "enum"),
+    broken("registry.household.registered.v1", "status closed", "data.status", "closed", "enum"),
+    broken("programs.enrolment.created.v1", "programme KIP", "data.programme", "KIP", "enum"),
+    broken("referrals.referral.created.v1", "service spa", "data.service_type", "spa", "enum"),
+    broken("complaints.complaint.filed.v1", "channel email", "data.channel", "email", "enum"),
+    # Ranges, patterns and formats.
+    broken("registry.household.decile_changed.v1", "decile 11", "data.decile", 11, "maximum"),
+    broken(
+        "registry.person.registered.v1",
+        "8-digit village",
+        "data.village_code",
+        "17710110",
+        "pattern",
+    ),
+    broken("referrals.referral.created.v1", "lower case", "data.to_agency", "dinkes", "pattern"),
+    broken("registry.person.moved.v1", "d/m/y", "data.birth_date", "14/03/1987", "format"),
+    broken("registry.household.merged.v1", "short ids", "data.person_ids", ["3f2b8c1e"], "format"),
+    broken("referrals.referral.created.v1", "no zone", "data.due_at", "2026-11-18 09:05", "format"),
+    # No undocumented field, least of all a NIK.
+    broken(
+        "registry.person.registered.v1",
+        "nik",
+        "data.nik",
+        "1771014403870001",
+        "additionalProperties",
+    ),
+    # The envelope, as ce_* headers.
+    broken(
+        "registry.person.registered.v1", "source of programs", "source", "/simpul/programs", "const"
+    ),
+    broken("programs.enrolment.created.v1", "other type", "type", "programs.x.v1", "const"),
+    broken("complaints.complaint.filed.v1", "specversion 0.3", "specversion", "0.3", "const"),
+    broken("referrals.referral.created.v1", "no id", "id", DROP, "required"),
+]
+
+
+@pytest.mark.parametrize(("event_type", "where", "value", "keyword"), BROKEN)
+def test_a_broken_example_is_refused(
+    event_type: str, where: str, value: Any, keyword: str, committed_document: dict[str, Any]
+) -> None:
+    example = copy.deepcopy(EXAMPLES[event_type])
+    assert example_errors(committed_document, event_type, example) == {
+        "payload": [],
+        "headers": [],
+    }
+    *parents, name = where.split(".")
+    target = example
+    for parent in parents:
+        target = target[parent]
+    if value is DROP:
+        del target[name]
+    else:
+        target[name] = value
+    refused = example_errors(committed_document, event_type, example)[
+        "payload" if parents == ["data"] else "headers"
+    ]
+    assert refused, f"asyncapi.yaml accepts {event_type} with {where} = {value!r}"
+    assert keyword in _keywords(refused), [e.message for e in refused]
+
+
+# --- (d) producers and consumers agree ------------------------------------------------------------
 
 
 def strategy_for(schema: dict[str, Any], defs: dict[str, Any]) -> st.SearchStrategy[Any]:
@@ -473,31 +670,25 @@ PROPERTY_SETTINGS = settings(
 PUBLISHED = [pytest.param(p, id=p.type) for p in CATALOGUE.published]
 
 
+@pytest.mark.parametrize("traceparent", [None, "00-" + "a" * 32 + "-" + "b" * 16 + "-01"])
 @pytest.mark.parametrize("published", PUBLISHED)
-@PROPERTY_SETTINGS
-@given(data=st.data())
-def test_producer_output_fits_the_document(
-    published: Any, document: dict[str, Any], data: st.DataObject
+def test_envelope_headers_fit_the_document(
+    published: Any, traceparent: str | None, document: dict[str, Any]
 ) -> None:
-    payload = _valid_producer_payload(
-        published.model, data.draw(producer_payloads(published.model))
-    )
-    message = document["components"]["messages"][tool.ident(published.type)]
-    with_components = {"components": document["components"]}
-    jsonschema.Draft202012Validator(
-        {**message["payload"], **with_components}, format_checker=jsonschema.FormatChecker()
-    ).validate(payload)
-
+    """The ``ce_*`` headers ``shared.envelope.to_kafka`` writes fit the documented headers."""
     event = new_event(
         source=published.source or f"/simpul/{published.service}",
         type=published.type,
         subject="0b0f8c1e-3f6e-4a53-9a51-2f1d3c4b5a69",
-        data=payload,
-        traceparent=data.draw(st.sampled_from([None, "00-" + "a" * 32 + "-" + "b" * 16 + "-01"])),
+        data=EXAMPLES.get(published.type, {}).get("data", {}),
+        traceparent=traceparent,
     )
     record = to_kafka(event, topic=published.topic, key=event.subject or "")
     headers = {name: value.decode() for name, value in record.headers}
-    jsonschema.Draft202012Validator({**message["headers"], **with_components}).validate(headers)
+    message = _message(document, published.type)
+    jsonschema.Draft202012Validator(
+        {**message["headers"], "components": document["components"]}
+    ).validate(headers)
 
 
 def _subscriptions() -> list[Any]:
@@ -553,4 +744,25 @@ def test_consumer_model_reads_producer_events(
         pytest.fail(
             f"{subscription.group}'s {consumer_model.__name__} rejects a valid "
             f"{producer.type} from {producer.service}:\n{payload}\n{exc}"
+        )
+
+
+EXAMPLE_READERS = [
+    pytest.param(sub, event_type, id=f"{sub.group}:{event_type}")
+    for sub in CATALOGUE.subscriptions
+    for event_type in sorted(sub.handlers)
+    if event_type in EXAMPLES
+]
+
+
+@pytest.mark.parametrize(("subscription", "event_type"), EXAMPLE_READERS)
+def test_consumer_model_reads_the_example(subscription: Any, event_type: str) -> None:
+    """Each consumer's own (tolerant-reader) model reads the event written from the document."""
+    consumer_model = subscription.handlers[event_type]
+    try:
+        consumer_model.model_validate(EXAMPLES[event_type]["data"])
+    except ValidationError as exc:
+        pytest.fail(
+            f"{subscription.group}'s {consumer_model.__name__} rejects the documented example "
+            f"tests/contract/examples/{event_type}.json:\n{exc}"
         )

@@ -8,7 +8,12 @@ from collections.abc import Callable
 from programs.settings import ProgramsSettings
 from shared.testing import RunningService
 
-from .factories import BENGKULU_SELATAN_VILLAGE, KOTA_BENGKULU_VILLAGE, known_person
+from .factories import (
+    BENGKULU_SELATAN_VILLAGE,
+    KOTA_BENGKULU_VILLAGE,
+    known_people,
+    known_person,
+)
 
 
 class TestEnrolment:
@@ -116,11 +121,27 @@ class TestPersonFacts:
         programs_settings: ProgramsSettings,
         auth_header: Callable[..., dict[str, str]],
     ) -> None:
-        outside = await known_person(programs_settings, BENGKULU_SELATAN_VILLAGE)
-        page = await programs_service.client.get(
-            "/v1/person-facts",
-            params={"region": "17", "limit": 500},
-            headers=auth_header(regions=["1771"]),
-        )
-        assert all(item["village_code"].startswith("1771") for item in page.json()["items"])
-        assert outside not in [item["person_id"] for item in page.json()["items"]]
+        # Facts in two regencies of province 17: Kota Bengkulu (1771) and Bengkulu Selatan (1701).
+        inside = set(await known_people(programs_settings, 2, KOTA_BENGKULU_VILLAGE))
+        inside.add(await known_person(programs_settings, "1771021002"))
+        outside = set(await known_people(programs_settings, 2, BENGKULU_SELATAN_VILLAGE))
+        # The operator of 1771 asks for the whole province: every page, not just the first.
+        items: list[dict[str, str]] = []
+        after: str | None = None
+        while True:
+            params = {"region": "17", "limit": 500, **({"after": after} if after else {})}
+            page = await programs_service.client.get(
+                "/v1/person-facts", params=params, headers=auth_header(regions=["1771"])
+            )
+            assert page.status_code == 200
+            items += page.json()["items"]
+            after = page.json()["next_cursor"]
+            if after is None:
+                break
+        seen = {item["person_id"] for item in items}
+        assert items, "the operator's own region returned nothing"
+        assert inside <= seen, f"in-region facts missing: {inside - seen}"
+        assert not outside & seen, f"out-of-region facts shown: {outside & seen}"
+        assert [i for i in items if not i["village_code"].startswith("1771")] == []
+        villages = {item["village_code"] for item in items if item["person_id"] in inside}
+        assert villages == {KOTA_BENGKULU_VILLAGE, "1771021002"}
