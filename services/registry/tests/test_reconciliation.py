@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from registry.app import create_app
 from registry.events import PUBLISHED
 from registry.nik import kk_problems, nik_problems
 from registry.reconciliation import (
@@ -30,7 +31,7 @@ from registry.reconciliation import (
 )
 from registry.settings import RegistrySettings
 from shared.envelope import CloudEvent
-from shared.testing import RunningService, eventually, fetch
+from shared.testing import RunningService, eventually, fetch, running_service
 
 from .factories import DISTRICT, OTHER_REGENCY_VILLAGE, VILLAGE, make_nik
 
@@ -733,6 +734,29 @@ class TestApi:
             ["2", "kk", "household skipped: line 3 of the same KK is not valid"],
             ["3", "sex", "sex must be M or F, found 'X'"],
         ]
+
+    async def test_an_api_process_stages_the_file_and_a_worker_runs_it(
+        self,
+        registry_service: RunningService,
+        registry_settings: RegistrySettings,
+        auth_header: Headers,
+    ) -> None:
+        """Upload to an API-only process (no job runner): the rows are in the database when it
+        answers, and the job runner of another process (``registry_service``) imports them
+        without the file."""
+        headers = auth_header(scopes=IMPORT)
+        api_only = create_app(registry_settings, run_relay=False, run_consumers=False)
+        async with running_service(api_only) as api:
+            assert api.runtime.job_runner is None
+            response = await upload(api, headers, csv_bytes(rows([family(2)])))
+        assert response.status_code == 202, response.text
+        import_id = response.json()["id"]
+        (job,) = await fetch(
+            registry_settings, "SELECT kind, payload FROM job WHERE key = $1", import_id
+        )
+        assert (job["kind"], json.loads(job["payload"])) == ("registry.import", {"mode": "delta"})
+        body = await finished(registry_service, headers, import_id)
+        assert (body["status"], body["valid_rows"], body["changed_rows"]) == ("completed", 2, 2)
 
     async def test_another_agency_cannot_see_the_import(
         self, registry_service: RunningService, auth_header: Headers

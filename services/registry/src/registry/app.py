@@ -5,7 +5,7 @@ import logging
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
-from registry import api
+from registry import api, reconciliation
 from registry.api.hot_lookups import HotLookups
 from registry.consumers import CONSUMERS
 from registry.dci import api as dci_api
@@ -45,7 +45,10 @@ def create_app(
         # DTSEN files are far larger than any JSON body.
         body_limits={"/v1/imports": settings.import_max_bytes},
         workers=[("dci", dci_worker(settings))],
-        jobs={CALLBACK_JOB: callback_job(keyring, settings)},
+        jobs={
+            CALLBACK_JOB: callback_job(keyring, settings),
+            reconciliation.IMPORT_JOB: reconciliation.import_job(settings),
+        },
         openapi_tags=[
             {
                 "name": dci_api.TAG,

@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 import asyncpg
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry import events
@@ -78,12 +78,15 @@ from registry.models import (
     ImportRowError,
 )
 from registry.nik import future_date_problem, kk_problems, nik_problems
-from shared.db import sync_url
+from registry.settings import RegistrySettings
+from shared.db import session_scope, sync_url
 from shared.errors import Forbidden, NotFound, UnprocessableContent
+from shared.jobs import Job, JobKind
 from shared.observability import current_traceparent
 
 __all__ = [
     "COLUMNS",
+    "IMPORT_JOB",
     "ImportNotFound",
     "ImportSummary",
     "ImportsAreNational",
@@ -96,8 +99,10 @@ __all__ = [
     "file_sha256",
     "get_import",
     "import_file",
+    "import_job",
     "queue_import",
     "render_error_rows",
+    "stage_upload",
     "write_error_report",
 ]
 
@@ -1123,13 +1128,16 @@ async def import_file(
 async def execute_import(
     database_url: str,
     import_id: uuid.UUID,
-    path: Path,
+    path: Path | None,
     *,
     mode: Mode,
     batch_size: int = 20_000,
     progress: Progress | None = None,
 ) -> ImportSummary:
-    """Run a queued import to its end; a crash marks it failed, never leaves it running."""
+    """Run a queued import to its end; a crash marks it failed, never leaves it running.
+
+    ``path`` is the file to stage first (the CLI); None when the upload request staged it
+    already (:func:`stage_upload`), so the worker that runs it needs no access to the file."""
     conn = await _connect(database_url)
     try:
         await conn.execute(
@@ -1168,6 +1176,10 @@ async def _finish(
     )
 
 
+class _CopyRefused(Exception):
+    """COPY cannot stage this file faithfully; Python's csv module reads it instead."""
+
+
 class _Import:
     def __init__(
         self,
@@ -1189,17 +1201,19 @@ class _Import:
         self.today = date.today()
         self.raw = f"{_RAW_PREFIX}{import_id.hex}"
 
-    async def run(self, path: Path) -> None:
+    async def run(self, path: Path | None) -> None:
         conn = self.conn
         await conn.execute(_DROP_TEMP)
         for stale in await conn.fetch(_STALE_RAW_TABLES):
             await conn.execute(f'DROP TABLE IF EXISTS "{stale["relname"]}"')
-        await conn.execute(_RAW_DDL.format(raw=self.raw))
         try:
-            header_problem = await self._stage(path)
+            header_problem = await self.stage(path) if path is not None else None
             if header_problem is not None:
                 await self._error(1, "", header_problem)
                 await _finish(conn, self.id, "failed", failure=header_problem)
+                return
+            if not await self._staged():
+                await _finish(conn, self.id, "failed", failure="its staged rows are gone")
                 return
             await self._validate()
             await self._check()
@@ -1221,17 +1235,23 @@ class _Import:
             reason[:_MAX_REASON],
         )
 
-    async def _stage(self, path: Path) -> str | None:
-        """Copy the file, as text, into the raw table: PostgreSQL parses the CSV itself (COPY)
-        when it can; a file it refuses is read by Python's csv module instead."""
+    async def stage(self, path: Path) -> str | None:
+        """Create the import's raw table and copy the file into it, as text: PostgreSQL parses
+        the CSV itself (COPY) when it can; a file it refuses is read by Python's csv module
+        instead. Works inside a transaction (the upload request's) and outside (the CLI)."""
+        await self.conn.execute(_RAW_DDL.format(raw=self.raw))
         size = (await asyncio.to_thread(path.stat)).st_size
         handle = await asyncio.to_thread(path.open, "rb")
         try:
             header = await asyncio.to_thread(handle.readline)
             if problem := check_header(header.rstrip(b"\r\n")):
                 return problem
-            if not await self._copy(handle, len(header), size):
-                await self.conn.execute(f"TRUNCATE {self.raw}")
+            try:
+                # A savepoint: a refused COPY leaves the raw table empty and the caller's
+                # transaction usable.
+                async with self.conn.transaction():
+                    await self._copy(handle, len(header), size)
+            except _CopyRefused:
                 await asyncio.to_thread(handle.seek, 0)
                 await self._read_slowly(handle, size)
         finally:
@@ -1239,9 +1259,14 @@ class _Import:
         self.progress("validating", size, size)
         return None
 
-    async def _copy(self, handle: IO[bytes], offset: int, size: int) -> bool:
-        """COPY the rows after the header; False when COPY refused the file or its records are
-        not one per physical line (a quoted line break), so line numbers would be wrong."""
+    async def _staged(self) -> bool:
+        exists = await self.conn.fetchval("SELECT to_regclass($1) IS NOT NULL", self.raw)
+        return bool(exists)
+
+    async def _copy(self, handle: IO[bytes], offset: int, size: int) -> None:
+        """COPY the rows after the header; :class:`_CopyRefused` when COPY refused the file or
+        its records are not one per physical line (a quoted line break), so line numbers would
+        be wrong."""
         newlines, last = 0, b"\n"
 
         async def blocks() -> AsyncIterator[bytes]:
@@ -1258,10 +1283,11 @@ class _Import:
             status = await self.conn.copy_to_table(
                 self.raw, source=blocks(), columns=COLUMNS, format="csv", force_not_null=COLUMNS
             )
-        except asyncpg.DataError:  # wrong field count, blank line, not UTF-8, a NUL...
-            return False
+        except asyncpg.DataError as exc:  # wrong field count, blank line, not UTF-8, a NUL...
+            raise _CopyRefused from exc
         lines = newlines + (last != b"\n")
-        return int(status.split()[-1]) == lines
+        if int(status.split()[-1]) != lines:
+            raise _CopyRefused
 
     async def _read_slowly(self, handle: IO[bytes], size: int) -> None:
         pending: asyncio.Future[list[tuple[Any, ...]]] | None = None
@@ -1514,6 +1540,15 @@ def _pack(
 # ---------------------------------------------------------------------------- for the API
 
 
+async def stage_upload(session: AsyncSession, *, import_id: uuid.UUID, path: Path) -> None:
+    """Copy an uploaded file into its queued import's raw table, in the upload request's
+    transaction: the worker that runs the import later reads the rows from the database."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    # Staging uses neither the mode nor the batch size; the job that runs the import does.
+    await _Import(raw.driver_connection, import_id, "delta", 1, None).stage(path)
+
+
 async def queue_import(
     session: AsyncSession, *, filename: str, sha256: str, mode: Mode, agency: str
 ) -> ImportBatch:
@@ -1533,6 +1568,37 @@ async def get_import(session: AsyncSession, *, import_id: uuid.UUID, agency: str
     if batch is None or batch.created_by != agency:
         raise ImportNotFound()
     return batch
+
+
+IMPORT_JOB = "registry.import"
+
+
+def import_job(settings: RegistrySettings) -> JobKind:
+    """How the job runner runs a staged import. A failure is the import's ``failed`` status with
+    its reason, not something to retry; a second attempt only happens when the worker of the
+    first died, and marks the import failed (interrupted)."""
+
+    async def run(session: AsyncSession, job: Job) -> None:
+        import_id = uuid.UUID(job.key)
+        # Its own short transaction: none stays open while the import runs.
+        async with session_scope(job.sessionmaker) as reading:
+            batch = await reading.get(ImportBatch, import_id)
+            if batch is not None and batch.status == "running":
+                # An earlier attempt's worker died in the middle; what it committed stays.
+                batch.status = "failed"
+                batch.failure = "interrupted: the worker running it stopped"
+                batch.finished_at = func.now()
+        if batch is None or batch.status != "queued":
+            return
+        await execute_import(
+            settings.database_url,
+            import_id,
+            None,
+            mode=job.payload["mode"],
+            batch_size=settings.import_batch_size,
+        )
+
+    return JobKind(run, max_attempts=2, lease_seconds=120)
 
 
 def render_error_rows(rows: Iterable[Sequence[Any]], *, header: bool) -> str:

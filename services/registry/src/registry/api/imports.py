@@ -1,9 +1,11 @@
 """BPS reconciliation imports: upload a DTSEN file, follow it, download its error report.
 
-The upload is streamed to a temporary file (hashed on the way) and recorded as a queued import in
-the request's transaction; the import itself starts once that transaction has committed, as a
-task of this process, and runs the same pipeline as ``python -m registry import``. Clients poll
-``GET /v1/imports/{id}`` until ``status`` is ``completed`` or ``failed``.
+The upload is streamed to a temporary file (hashed on the way), then, in the request's
+transaction, recorded as a queued import, copied into the import's raw table and scheduled as a
+``registry.import`` job (:mod:`shared.jobs`). A worker process runs it with the same pipeline as
+``python -m registry import``, reading the rows from the database, so it needs no access to this
+process's files. Clients poll ``GET /v1/imports/{id}`` until ``status`` is ``completed`` or
+``failed``.
 """
 
 from __future__ import annotations
@@ -18,22 +20,19 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, computed_field
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry import reconciliation
 from registry.reconciliation import (
     ImportNotFound,
     ImportsAreNational,
     InvalidImportFile,
-    Mode,
 )
-from registry.settings import RegistrySettings
+from shared import jobs
 from shared.auth import Caller, require_scope
 from shared.errors import Forbidden, PayloadTooLarge, Unauthorized, problem_responses
 from shared.idempotency import IdempotencyDep, IdempotencyKeyConflict, IdempotencyKeyInFlight
@@ -164,51 +163,6 @@ async def _save_upload(file: UploadFile) -> _Upload:
     return upload
 
 
-def _start_after_commit(session: AsyncSession, request: Request, job: Any) -> None:
-    """Run ``job()`` as a task once the request's transaction has committed (never if it rolls
-    back: then ``job.discard()`` removes the upload)."""
-    app = request.app
-    tasks: set[asyncio.Task[None]] | None = getattr(app.state, "import_tasks", None)
-    if tasks is None:
-        tasks = app.state.import_tasks = set()
-    loop = asyncio.get_running_loop()
-
-    def started(_: Any) -> None:
-        task = loop.create_task(job.run(), name=f"registry:import:{job.import_id}")
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    def rolled_back(_: Any) -> None:
-        loop.create_task(job.upload.discard())
-
-    event.listen(session.sync_session, "after_commit", started, once=True)
-    event.listen(session.sync_session, "after_rollback", rolled_back, once=True)
-
-
-class _Job:
-    def __init__(
-        self, settings: RegistrySettings, import_id: uuid.UUID, upload: _Upload, mode: Mode
-    ) -> None:
-        self.settings = settings
-        self.import_id = import_id
-        self.upload = upload
-        self.mode = mode
-
-    async def run(self) -> None:
-        try:
-            await reconciliation.execute_import(
-                self.settings.database_url,
-                self.import_id,
-                self.upload.path,
-                mode=self.mode,
-                batch_size=self.settings.import_batch_size,
-            )
-        except Exception:
-            log.exception("registry.import.crashed", extra={"import_id": str(self.import_id)})
-        finally:
-            await self.upload.discard()
-
-
 @router.post(
     "/imports",
     status_code=202,
@@ -224,7 +178,6 @@ class _Job:
     ),
 )
 async def create_import(
-    request: Request,
     file: Annotated[
         UploadFile,
         File(description="DTSEN snapshot or delta CSV, UTF-8 with the header row"),
@@ -237,22 +190,23 @@ async def create_import(
         Form(description="delta: upsert the rows; snapshot: also move out missing members"),
     ] = "delta",
 ) -> JSONResponse:
-    """Upload a DTSEN file; the import runs in the background (202). Poll the Location."""
+    """Upload a DTSEN file; it is staged at once and imported by a worker (202). Poll the
+    Location."""
     upload = await _save_upload(file)
     filename = Path(file.filename or "upload.csv").name[:200]
     try:
         fingerprint = _ImportRequest(filename=filename, sha256=upload.sha256, mode=mode)
         if (replay := await idempotency.begin(session, caller, fingerprint)) is not None:
-            await upload.discard()
             return replay
         batch = await reconciliation.queue_import(
             session, filename=filename, sha256=upload.sha256, mode=mode, agency=caller.agency
         )
-    except BaseException:
+        await reconciliation.stage_upload(session, import_id=batch.id, path=upload.path)
+        await jobs.schedule(
+            session, kind=reconciliation.IMPORT_JOB, key=str(batch.id), payload={"mode": mode}
+        )
+    finally:
         await upload.discard()
-        raise
-    settings: RegistrySettings = request.app.state.settings
-    _start_after_commit(session, request, _Job(settings, batch.id, upload, mode))
     response = await idempotency.finish(session, ImportRead.model_validate(batch), status_code=202)
     response.headers["Location"] = f"/v1/imports/{batch.id}"
     return response
