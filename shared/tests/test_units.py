@@ -171,7 +171,14 @@ class TestBodySizeLimit:
 
 
 PUBLIC_NAMES = {
-    "shared.audit": ["AUDIT_TABLE", "append_only_trigger_sql", "audit_table", "record_read"],
+    "shared.audit": [
+        "AUDIT_TABLE",
+        "PURPOSE_LENGTH",
+        "Purpose",
+        "append_only_trigger_sql",
+        "audit_table",
+        "record_read",
+    ],
     "shared.auth": [
         "ALGORITHM",
         "DEVELOPMENT_SCOPES",

@@ -50,7 +50,9 @@ async def register(simpul: Simpul, headers: dict[str, str]) -> dict[str, Any]:
 
 
 async def fact_of(simpul: Simpul, person_id: str, headers: dict[str, str]) -> dict[str, Any] | None:
-    response = await simpul.programs.client.get(f"/v1/person-facts/{person_id}", headers=headers)
+    response = await simpul.programs.client.get(
+        f"/v1/person-facts/{person_id}", params={"purpose": "journey check"}, headers=headers
+    )
     assert response.status_code in (200, 404), response.text
     return response.json() if response.status_code == 200 else None
 

@@ -22,6 +22,7 @@ SERVICES = ("registry", "programs", "referrals", "complaints")
 METHODS = ("get", "put", "post", "delete", "patch")
 SPDCI = "/spdci/"
 BEARER = "SimpulToken"
+PURPOSE = {"purpose": "scope check"}
 # Operations anyone may call: the process's probes, and what an SPDCI partner needs before it
 # can call at all (the standard's document and the registry's signing key).
 PUBLIC = {
@@ -142,9 +143,13 @@ async def test_the_scopes_documented_are_the_scopes_demanded(
     operation = document["paths"]["/v1/person-facts"]["get"]
     (scope,) = operation["security"][0][BEARER]
     others = [s for s in DEVELOPMENT_SCOPES if s != scope]
-    refused = await service.client.get("/v1/person-facts", headers=auth_header(scopes=others))
+    refused = await service.client.get(
+        "/v1/person-facts", params=PURPOSE, headers=auth_header(scopes=others)
+    )
     assert refused.status_code == 403
-    allowed = await service.client.get("/v1/person-facts", headers=auth_header(scopes=[scope]))
+    allowed = await service.client.get(
+        "/v1/person-facts", params=PURPOSE, headers=auth_header(scopes=[scope])
+    )
     assert allowed.status_code == 200
 
 

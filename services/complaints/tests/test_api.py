@@ -15,6 +15,7 @@ from shared.testing import RunningService, eventually, fetch, without_instance
 from .factories import OTHER_REGENCY_VILLAGE, VILLAGE, complaint_body
 
 PROBLEM = "application/problem+json"
+PURPOSE = {"purpose": "case follow-up"}
 AuthHeader = Callable[..., dict[str, str]]
 
 
@@ -196,7 +197,9 @@ class TestAuth:
         self, complaints_service: RunningService, auth_header: AuthHeader
     ) -> None:
         response = await complaints_service.client.get(
-            f"/v1/complaints/{uuid.uuid4()}", headers=auth_header(scopes=["complaints:write"])
+            f"/v1/complaints/{uuid.uuid4()}",
+            params=PURPOSE,
+            headers=auth_header(scopes=["complaints:write"]),
         )
         assert response.status_code == 403
 
@@ -222,10 +225,10 @@ class TestAuth:
         )
         complaint_id = created.json()["id"]
         outsider = await complaints_service.client.get(
-            f"/v1/complaints/{complaint_id}", headers=auth_header(regions=["1771"])
+            f"/v1/complaints/{complaint_id}", params=PURPOSE, headers=auth_header(regions=["1771"])
         )
         missing = await complaints_service.client.get(
-            f"/v1/complaints/{uuid.uuid4()}", headers=auth_header(regions=["1771"])
+            f"/v1/complaints/{uuid.uuid4()}", params=PURPOSE, headers=auth_header(regions=["1771"])
         )
         assert outsider.status_code == missing.status_code == 404
         assert without_instance(outsider.json()) == without_instance(missing.json())

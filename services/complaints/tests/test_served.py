@@ -44,6 +44,7 @@ class TestAnswersAfterCommit:
             create="/v1/complaints",
             body=complaint_body,
             read=read,
+            params={"purpose": "read-after-write check"},
         )
         assert misses == []
 

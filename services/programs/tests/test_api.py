@@ -104,7 +104,12 @@ class TestPersonFacts:
         seen: list[str] = []
         after: str | None = None
         while True:
-            params = {"region": village, "limit": 3, **({"after": after} if after else {})}
+            params = {
+                "region": village,
+                "limit": 3,
+                "purpose": "programme monitoring",
+                **({"after": after} if after else {}),
+            }
             page = await programs_service.client.get(
                 "/v1/person-facts", params=params, headers=auth_header(regions=["1771"])
             )
@@ -129,7 +134,12 @@ class TestPersonFacts:
         items: list[dict[str, str]] = []
         after: str | None = None
         while True:
-            params = {"region": "17", "limit": 500, **({"after": after} if after else {})}
+            params = {
+                "region": "17",
+                "limit": 500,
+                "purpose": "programme monitoring",
+                **({"after": after} if after else {}),
+            }
             page = await programs_service.client.get(
                 "/v1/person-facts", params=params, headers=auth_header(regions=["1771"])
             )

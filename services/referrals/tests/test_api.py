@@ -15,6 +15,7 @@ from shared.testing import RunningService, eventually, fetch, without_instance
 from .factories import OTHER_REGENCY_VILLAGE, VILLAGE, referral_body
 
 PROBLEM = "application/problem+json"
+PURPOSE = {"purpose": "case follow-up"}
 AuthHeader = Callable[..., dict[str, str]]
 
 
@@ -218,7 +219,9 @@ class TestAuth:
         self, referrals_service: RunningService, auth_header: AuthHeader
     ) -> None:
         response = await referrals_service.client.get(
-            f"/v1/referrals/{uuid.uuid4()}", headers=auth_header(scopes=["referrals:write"])
+            f"/v1/referrals/{uuid.uuid4()}",
+            params=PURPOSE,
+            headers=auth_header(scopes=["referrals:write"]),
         )
         assert response.status_code == 403
 
@@ -243,10 +246,10 @@ class TestAuth:
         )
         referral_id = created.json()["id"]
         outsider = await referrals_service.client.get(
-            f"/v1/referrals/{referral_id}", headers=auth_header(regions=["1771"])
+            f"/v1/referrals/{referral_id}", params=PURPOSE, headers=auth_header(regions=["1771"])
         )
         missing = await referrals_service.client.get(
-            f"/v1/referrals/{uuid.uuid4()}", headers=auth_header(regions=["1771"])
+            f"/v1/referrals/{uuid.uuid4()}", params=PURPOSE, headers=auth_header(regions=["1771"])
         )
         assert outsider.status_code == missing.status_code == 404
         assert without_instance(outsider.json()) == without_instance(missing.json())

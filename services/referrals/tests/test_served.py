@@ -44,6 +44,7 @@ class TestAnswersAfterCommit:
             create="/v1/referrals",
             body=referral_body,
             read=read,
+            params={"purpose": "read-after-write check"},
         )
         assert misses == []
 

@@ -3,10 +3,16 @@
 Each row says who read which record, for which agency and stated purpose, and when (UU 27/2022
 Art. 31-32: processing must be recorded and a person may ask who read their data). The table is
 append-only: a trigger refuses UPDATE and DELETE, so the application cannot rewrite history.
+
+Every route that reads personal data takes the caller's purpose as the required query parameter
+:data:`Purpose` (no default: a purpose nobody stated is not a purpose).
 """
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from fastapi import Query
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -24,9 +30,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.auth import Caller
 from shared.observability import current_trace_id
 
-__all__ = ["AUDIT_TABLE", "append_only_trigger_sql", "audit_table", "record_read"]
+__all__ = [
+    "AUDIT_TABLE",
+    "PURPOSE_LENGTH",
+    "Purpose",
+    "append_only_trigger_sql",
+    "audit_table",
+    "record_read",
+]
 
 AUDIT_TABLE = "audit_log"
+PURPOSE_LENGTH = range(3, 201)  # 3 to 200 characters
+Purpose = Annotated[
+    str,
+    Query(
+        min_length=PURPOSE_LENGTH.start,
+        max_length=PURPOSE_LENGTH.stop - 1,
+        description="Why you read this personal data; written to the audit log with your "
+        "identity and agency.",
+        examples=["PBI-JK eligibility check"],
+    ),
+]
 
 
 def audit_table(metadata: MetaData) -> Table:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from complaints import service
 from complaints.errors import ComplaintNotFound, OutsideRegion
 from complaints.schemas import ComplaintCreate, ComplaintRead
+from shared.audit import Purpose
 from shared.auth import Caller, require_scope
 from shared.errors import Forbidden, Unauthorized, problem_responses
 from shared.idempotency import IdempotencyDep, IdempotencyKeyConflict, IdempotencyKeyInFlight
@@ -20,15 +21,6 @@ router = APIRouter(prefix="/v1")
 
 Reader = Annotated[Caller, Depends(require_scope("complaints:read"))]
 Writer = Annotated[Caller, Depends(require_scope("complaints:write"))]
-Purpose = Annotated[
-    str,
-    Query(
-        min_length=3,
-        max_length=200,
-        description="Why you read this complaint; written to the audit log with your identity.",
-        examples=["complaint handling"],
-    ),
-]
 
 
 @router.post(
@@ -62,7 +54,7 @@ async def read_complaint(
     complaint_id: uuid.UUID,
     session: SessionDep,
     caller: Reader,
-    purpose: Purpose = "complaint handling",
+    purpose: Purpose,
 ) -> ComplaintRead:
     """Read one complaint (audited with your purpose)."""
     complaint = await service.get_complaint(

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from programs import service
 from programs.errors import AlreadyEnrolled, EnrolmentNotFound, PersonFactNotFound, PersonNotKnown
 from programs.schemas import EnrolmentCreate, EnrolmentRead, PersonFactPage, PersonFactRead
+from shared.audit import Purpose
 from shared.auth import Caller, require_scope
 from shared.errors import Forbidden, Unauthorized, problem_responses
 from shared.idempotency import IdempotencyDep, IdempotencyKeyConflict, IdempotencyKeyInFlight
@@ -75,9 +76,7 @@ async def read_person_fact(
     person_id: uuid.UUID,
     session: SessionDep,
     caller: Reader,
-    purpose: Annotated[
-        str, Query(min_length=3, max_length=200, description="Why you read this fact (audited)")
-    ] = "programme monitoring",
+    purpose: Purpose,
 ) -> PersonFactRead:
     """One registry fact programs has received by events."""
     return await service.get_person_fact(
@@ -94,9 +93,7 @@ async def read_person_fact(
 async def list_person_facts(
     session: SessionDep,
     caller: Reader,
-    purpose: Annotated[
-        str, Query(min_length=3, max_length=200, description="Why you read these facts (audited)")
-    ] = "programme monitoring",
+    purpose: Purpose,
     region: Annotated[
         str | None, Query(pattern=r"^[0-9]{2,10}$", description="Region code prefix")
     ] = None,

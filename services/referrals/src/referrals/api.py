@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from referrals import service
 from referrals.errors import InvalidDueDate, OutsideRegion, ReferralNotFound
 from referrals.schemas import ReferralCreate, ReferralRead
+from shared.audit import Purpose
 from shared.auth import Caller, require_scope
 from shared.errors import Forbidden, Unauthorized, problem_responses
 from shared.idempotency import IdempotencyDep, IdempotencyKeyConflict, IdempotencyKeyInFlight
@@ -20,15 +21,6 @@ router = APIRouter(prefix="/v1")
 
 Reader = Annotated[Caller, Depends(require_scope("referrals:read"))]
 Writer = Annotated[Caller, Depends(require_scope("referrals:write"))]
-Purpose = Annotated[
-    str,
-    Query(
-        min_length=3,
-        max_length=200,
-        description="Why you read this referral; written to the audit log with your identity.",
-        examples=["referral follow-up"],
-    ),
-]
 
 
 @router.post(
@@ -65,7 +57,7 @@ async def read_referral(
     referral_id: uuid.UUID,
     session: SessionDep,
     caller: Reader,
-    purpose: Purpose = "referral follow-up",
+    purpose: Purpose,
 ) -> ReferralRead:
     """Read one referral (audited with your purpose)."""
     referral = await service.get_referral(

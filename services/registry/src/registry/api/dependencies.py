@@ -16,15 +16,6 @@ from shared.service import SessionDep, get_runtime
 
 Reader = Annotated[Caller, Depends(require_scope("registry:read"))]
 Writer = Annotated[Caller, Depends(require_scope("registry:write"))]
-Purpose = Annotated[
-    str,
-    Query(
-        min_length=3,
-        max_length=200,
-        description="Why you read this record; written to the audit log with your identity.",
-        examples=["PBI-JK eligibility check"],
-    ),
-]
 AsOf = Annotated[
     AwareDatetime | None,
     Query(

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from registry.errors import PersonNotFound
 from registry.lookups import fetch_person
 from registry.schemas import NIK_PATTERN
+from shared.audit import PURPOSE_LENGTH
 from shared.auth import Caller, TokenVerifier
 from shared.db import create_statement_pool
 from shared.errors import PROBLEM_JSON, ProblemError
@@ -39,7 +40,6 @@ log = logging.getLogger("registry.hot_lookups")
 
 PREFIX = "/v1/persons/by-nik/"
 _NIK = re.compile(NIK_PATTERN)
-_PURPOSE_LENGTH = range(3, 201)  # the route's Purpose: min_length 3, max_length 200
 _SCOPE = "registry:read"
 # What the tracing middleware labels its metrics with: the route's path template.
 _ROUTE = SimpleNamespace(path=PREFIX + "{nik}")
@@ -100,7 +100,7 @@ class HotLookups:
         if name != "purpose" or "&" in value:
             return None
         purpose = unquote_plus(value)
-        if len(purpose) not in _PURPOSE_LENGTH:
+        if len(purpose) not in PURPOSE_LENGTH:
             return None
         caller = _caller(scope)
         if caller is None or not caller.has_scope(_SCOPE):

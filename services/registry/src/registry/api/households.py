@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry import changes, service
-from registry.api.dependencies import AsOf, AuditedReadSession, Purpose, Reader, Writer
+from registry.api.dependencies import AsOf, AuditedReadSession, Reader, Writer
 from registry.errors import (
     HouseholdAlreadyHasHead,
     HouseholdDissolved,
@@ -37,6 +37,7 @@ from registry.schemas import (
     HouseholdSplitResult,
     HouseholdUpdate,
 )
+from shared.audit import Purpose
 from shared.errors import Forbidden, Unauthorized, problem_responses
 from shared.idempotency import IdempotencyDep, IdempotencyKeyConflict, IdempotencyKeyInFlight
 from shared.service import SessionDep

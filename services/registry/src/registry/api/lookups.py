@@ -16,11 +16,12 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
 from registry import lookups
-from registry.api.dependencies import AuditedReadSession, Purpose, Reader
+from registry.api.dependencies import AuditedReadSession, Reader
 from registry.errors import HouseholdNotFound, PersonNotFound
 from registry.lookups import PersonLookupRequest, PersonLookupResponse, PersonPage, PersonSearch
 from registry.projection import HouseholdView, PersonView
 from registry.schemas import KkNumber, NikNumber
+from shared.audit import Purpose
 from shared.errors import Forbidden, Unauthorized, problem_responses
 
 router = APIRouter(prefix="/v1", tags=["lookups"])

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from registry import changes, lookups, service
-from registry.api.dependencies import AsOf, AuditedReadSession, Purpose, Reader, Writer
+from registry.api.dependencies import AsOf, AuditedReadSession, Reader, Writer
 from registry.api.lookups import json_response
 from registry.errors import (
     HouseholdAlreadyHasHead,
@@ -31,6 +31,7 @@ from registry.schemas import (
     PersonRecord,
     PersonUpdate,
 )
+from shared.audit import Purpose
 from shared.errors import Forbidden, Unauthorized, problem_responses
 from shared.idempotency import IdempotencyDep, IdempotencyKeyConflict, IdempotencyKeyInFlight
 from shared.service import SessionDep
