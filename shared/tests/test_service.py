@@ -5,16 +5,17 @@ TCP by each service's ``test_served.py``.)"""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Annotated
 
 import pytest
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from sqlalchemy import text
 
 from shared.db import session_scope
 from shared.embedded import free_port
 from shared.jobs import JobKind, schedule
-from shared.service import SessionDep, create_service_app
+from shared.service import SessionDep, create_service_app, typed_settings
 from shared.settings import SharedSettings
 from shared.testing import DatabaseServer, eventually, running_service
 
@@ -133,3 +134,16 @@ class TestJobsRunWhereTheRelayRuns:
         async with running_service(worker):
             await eventually(lambda: outbox_db.fetch("SELECT 1 FROM effect"), what="the job")
         assert (await outbox_db.fetch("SELECT status FROM job"))[0]["status"] == "done"
+
+
+class _OtherSettings(SharedSettings):
+    pass
+
+
+def test_typed_settings_are_the_app_s_own_or_a_clear_error() -> None:
+    app = _app("postgresql+asyncpg://x@127.0.0.1:1/x")
+    app.state.runtime = SimpleNamespace(settings=app.state.settings)
+    request = Request({"type": "http", "app": app})
+    assert typed_settings(SharedSettings)(request) is app.state.settings
+    with pytest.raises(TypeError, match="runs on SharedSettings, not _OtherSettings"):
+        typed_settings(_OtherSettings)(request)

@@ -242,6 +242,7 @@ PUBLIC_NAMES = {
         "create_service_app",
         "get_runtime",
         "get_session",
+        "typed_settings",
     ],
 }
 

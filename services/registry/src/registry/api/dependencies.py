@@ -3,7 +3,7 @@ unit of work."""
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from pydantic import AwareDatetime
@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.settings import RegistrySettings
 from shared.auth import Caller, require_scope
-from shared.service import SessionDep, get_runtime
+from shared.service import SessionDep, typed_settings
 
 Reader = Annotated[Caller, Depends(require_scope("registry:read"))]
 Writer = Annotated[Caller, Depends(require_scope("registry:write"))]
@@ -27,13 +27,14 @@ AsOf = Annotated[
 
 
 _NO_FLUSH_WAIT = text("SET LOCAL synchronous_commit = off")
+registry_settings = typed_settings(RegistrySettings)
 
 
 async def _audited_read_session(request: Request, session: SessionDep) -> AsyncSession:
     """The request's session, for routes that read personal data and write only its audit
     rows: with ``read_audit_commit = async`` their commit does not wait for the disk (see the
     setting), as on the by-NIK hot path. Routes that change anything never use this."""
-    settings = cast(RegistrySettings, get_runtime(request).settings)
+    settings = registry_settings(request)
     if not settings.read_audits_wait_for_flush:
         await session.execute(_NO_FLUSH_WAIT)
     return session

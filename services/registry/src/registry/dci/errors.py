@@ -30,8 +30,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry.dci.envelope import EnvelopeError
-from registry.dci.inbound import err
-from registry.settings import RegistrySettings
+from registry.dci.inbound import err, settings_of
 from shared.errors import STATEMENT_TIMEOUT, is_unreachable_database, sqlstate
 
 __all__ = ["install_error_answers", "is_statement_timeout"]
@@ -95,7 +94,7 @@ def install_error_answers(app: FastAPI, router: APIRouter) -> None:
 
     async def on_database_failure(request: Request, exc: Exception) -> Response:
         if under_base(request) and is_statement_timeout(exc):
-            settings: RegistrySettings = request.app.state.settings
+            settings = settings_of(request)
             return err(
                 EnvelopeError(
                     "err.request.timeout",

@@ -28,7 +28,7 @@ from registry.dci.models import DciSender, DciTransaction
 from registry.settings import RegistrySettings
 from shared.auth import Caller
 from shared.errors import ProblemError
-from shared.service import get_runtime
+from shared.service import get_runtime, typed_settings
 
 __all__ = [
     "READ_SCOPE",
@@ -45,9 +45,7 @@ __all__ = [
 READ_SCOPE = "registry:read"
 
 
-def settings_of(request: Request) -> RegistrySettings:
-    settings: RegistrySettings = request.app.state.settings
-    return settings
+settings_of = typed_settings(RegistrySettings)
 
 
 async def get_signer(request: Request) -> signature.RegistrySigner:
