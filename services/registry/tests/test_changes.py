@@ -12,7 +12,7 @@ from typing import Any, get_args
 
 import pytest
 
-from registry import models, schemas
+from registry import fields, models
 from registry.nik import kk_problems
 from registry.settings import RegistrySettings
 from shared.testing import RunningService, fetch
@@ -137,15 +137,15 @@ def test_kk_rules(kk: str, problems: list[str]) -> None:
 
 def test_schema_enumerations_are_the_tables() -> None:
     pairs = [
-        (schemas.Relationship, models.RELATIONSHIPS),
-        (schemas.Disability, models.DISABILITIES),
-        (schemas.Education, models.EDUCATION),
-        (schemas.Floor, models.FLOOR),
-        (schemas.Wall, models.WALL),
-        (schemas.Roof, models.ROOF),
-        (schemas.Water, models.WATER),
-        (schemas.Sanitation, models.SANITATION),
-        (schemas.Electricity, models.ELECTRICITY),
+        (fields.Relationship, models.RELATIONSHIPS),
+        (fields.Disability, models.DISABILITIES),
+        (fields.Education, models.EDUCATION),
+        (fields.Floor, models.FLOOR),
+        (fields.Wall, models.WALL),
+        (fields.Roof, models.ROOF),
+        (fields.Water, models.WATER),
+        (fields.Sanitation, models.SANITATION),
+        (fields.Electricity, models.ELECTRICITY),
     ]
     for literal, values in pairs:
         assert get_args(literal) == values

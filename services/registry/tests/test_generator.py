@@ -18,8 +18,7 @@ import pytest
 
 import registry
 from registry import models
-from registry.demo import DEMO_HOUSEHOLDS, DEMO_REGION, DEMO_SEED, seed
-from registry.generator import (
+from registry.demo.generator import (
     AS_OF,
     CSV_COLUMNS,
     SyntheticHousehold,
@@ -29,8 +28,9 @@ from registry.generator import (
     poverty_rate,
     write_csv,
 )
+from registry.demo.seed import DEMO_HOUSEHOLDS, DEMO_REGION, DEMO_SEED, seed
 from registry.nik import kk_problems, nik_problems
-from registry.regions import WILAYAH_DIR
+from registry.region.codes import WILAYAH_DIR
 from registry.settings import RegistrySettings
 from shared.db import sync_url
 from shared.testing import DatabaseServer
@@ -255,7 +255,7 @@ class TestCsv:
             [
                 sys.executable,
                 "-m",
-                "registry.generator",
+                "registry.demo.generator",
                 "--region",
                 "1771",
                 "--households",

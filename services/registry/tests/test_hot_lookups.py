@@ -1,4 +1,4 @@
-"""The by-NIK hot path (registry.api.hot_lookups) answers exactly as the FastAPI route does.
+"""The by-NIK hot path (registry.lookup.hot_path) answers exactly as the FastAPI route does.
 
 A request with an extra, ignored query parameter is not "well-formed" for the hot path, so it
 reaches the FastAPI route: comparing the two answers compares the two paths.
@@ -15,10 +15,9 @@ import pytest
 from fastapi.routing import APIRoute
 from sqlalchemy import text
 
-from registry.api import ROUTERS
-from registry.api.dependencies import AuditedReadSession
-from registry.api.hot_lookups import HotLookups
-from registry.app import create_app
+from registry.app import ROUTERS, create_app
+from registry.dependencies import AuditedReadSession
+from registry.lookup.hot_path import HotLookups
 from registry.projection import IDENTITY, READ, SOCIOECONOMIC
 from registry.settings import RegistrySettings
 from shared.testing import RunningService, fetch, running_service

@@ -20,10 +20,9 @@ import pytest
 from registry.app import create_app
 from registry.events import PUBLISHED
 from registry.nik import kk_problems, nik_problems
-from registry.reconciliation import (
-    COLUMNS,
-    ImportSummary,
-    import_file,
+from registry.reconciliation.pipeline import ImportSummary, import_file
+from registry.reconciliation.staging import COLUMNS
+from registry.reconciliation.validation import (
     iso_date_sql,
     kk_issue_dates,
     kk_valid_sql,

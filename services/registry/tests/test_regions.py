@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from registry.regions import WILAYAH_DIR
+from registry.region.codes import WILAYAH_DIR
 from shared.testing import RunningService
 
 PROBLEM = "application/problem+json"

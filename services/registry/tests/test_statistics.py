@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from registry.generator import (
+from registry.demo.generator import (
     HOUSEHOLD_COLUMNS,
     PERSON_COLUMNS,
     SyntheticHousehold,
@@ -24,7 +24,7 @@ from registry.generator import (
     household_record,
     person_records,
 )
-from registry.regions import WILAYAH_DIR
+from registry.region.codes import WILAYAH_DIR
 from registry.settings import RegistrySettings
 from shared.db import sync_url
 from shared.testing import RunningService

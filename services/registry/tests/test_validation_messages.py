@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from httpx import Response
 
+from registry.fields import KK_PATTERN, NIK_PATTERN
 from registry.nik import kk_format_problem, nik_format_problem, nik_problems, today_in_indonesia
-from registry.reconciliation import COLUMNS
-from registry.schemas import KK_PATTERN, NIK_PATTERN
+from registry.reconciliation.staging import COLUMNS
 from registry.settings import RegistrySettings
 from shared.testing import RunningService
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from complaints import api
+from complaints.complaint import api as complaint_api
 from complaints.consumers import CONSUMERS
 from complaints.settings import ComplaintsSettings
 from shared.service import create_service_app
@@ -23,7 +23,7 @@ def create_app(
             "deadline; data-correction complaints reach the registry by event."
         ),
         version="0.1.0",
-        routers=[api.router],
+        routers=[complaint_api.router],
         consumers=CONSUMERS,
         run_relay=run_relay,
         run_consumers=run_consumers,

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from programs import api
 from programs.consumers import CONSUMERS
+from programs.enrolment import api as enrolment_api
+from programs.facts import api as facts_api
 from programs.settings import ProgramsSettings
 from shared.service import create_service_app
 
@@ -19,7 +20,7 @@ def create_app(
             "PBI-JK and Sekolah Rakyat, from a local read model of registry facts fed by events."
         ),
         version="0.1.0",
-        routers=[api.router],
+        routers=[enrolment_api.router, facts_api.router],
         consumers=CONSUMERS,
         run_relay=run_relay,
         run_consumers=run_consumers,

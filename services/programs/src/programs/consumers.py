@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from programs import service
+from programs.facts import service as facts
 from shared.consumer import Handler
 from shared.envelope import CloudEvent
 from shared.service import ConsumerSpec
@@ -40,7 +40,7 @@ class ReferralCreated(BaseModel):
 async def on_registry_person(
     session: AsyncSession, person: RegistryPerson, event: CloudEvent
 ) -> None:
-    await service.apply_person_fact(
+    await facts.apply_person_fact(
         session,
         person_id=person.person_id,
         village_code=person.village_code,
@@ -55,7 +55,7 @@ async def on_registry_person(
 async def on_referral_created(
     session: AsyncSession, referral: ReferralCreated, event: CloudEvent
 ) -> None:
-    await service.record_referral(
+    await facts.record_referral(
         session,
         referral_id=referral.referral_id,
         person_id=referral.person_id,

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from referrals import api
 from referrals.consumers import CONSUMERS
+from referrals.referral import api as referral_api
 from referrals.settings import ReferralsSettings
 from shared.service import create_service_app
 
@@ -20,7 +20,7 @@ def create_app(
             "tracking it to completion under a deadline."
         ),
         version="0.1.0",
-        routers=[api.router],
+        routers=[referral_api.router],
         consumers=CONSUMERS,
         run_relay=run_relay,
         run_consumers=run_consumers,

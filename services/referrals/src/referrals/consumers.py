@@ -13,7 +13,7 @@ import uuid
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from referrals import service
+from referrals.referral import service
 from shared.consumer import Handler
 from shared.envelope import CloudEvent
 from shared.service import ConsumerSpec

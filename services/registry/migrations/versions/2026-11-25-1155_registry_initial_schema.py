@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from registry.regions import region_rows
+from registry.region.codes import region_rows
 from shared.audit import append_only_trigger_sql
 from shared.outbox import notify_trigger_sql
 

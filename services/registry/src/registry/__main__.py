@@ -22,8 +22,9 @@ from rich.table import Table
 
 from registry.app import create_app
 from registry.dci import senders as dci_senders
-from registry.demo import seed
-from registry.reconciliation import ImportSummary, import_file, write_error_report
+from registry.demo.seed import seed
+from registry.reconciliation.pipeline import ImportSummary, import_file
+from registry.reconciliation.service import write_error_report
 from registry.settings import RegistrySettings
 from shared.db import create_engine, create_sessionmaker, session_scope
 from shared.entrypoint import service_cli

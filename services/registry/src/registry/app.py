@@ -5,18 +5,35 @@ import logging
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
-from registry import api, reconciliation
-from registry.api.hot_lookups import HotLookups
 from registry.consumers import CONSUMERS
 from registry.dci import api as dci_api
 from registry.dci.delivery import CALLBACK_JOB, callback_job
 from registry.dci.errors import install_error_answers
 from registry.dci.keys import RegistryKeyring
 from registry.dci.worker import dci_worker
+from registry.household import api as household_api
+from registry.lookup import api as lookup_api
+from registry.lookup.hot_path import HotLookups
+from registry.person import api as person_api
+from registry.reconciliation import api as reconciliation_api
+from registry.reconciliation.scheduled import IMPORT_JOB, import_job
+from registry.region import api as region_api
 from registry.settings import RegistrySettings
+from registry.statistics import api as statistics_api
 from shared.service import create_service_app
 
 log = logging.getLogger("registry.app")
+
+# One router per package, in the order the OpenAPI document lists them; then the SPDCI API.
+ROUTERS = (
+    person_api.router,
+    region_api.router,
+    lookup_api.router,
+    household_api.router,
+    statistics_api.router,
+    reconciliation_api.router,
+    dci_api.senders_router,
+)
 
 
 def create_app(
@@ -38,7 +55,7 @@ def create_app(
             "audited lookups for partner agencies."
         ),
         version="0.1.0",
-        routers=[api.router, dci_api.router],
+        routers=[*ROUTERS, dci_api.router],
         consumers=CONSUMERS,
         run_relay=run_relay,
         run_consumers=run_consumers,
@@ -47,7 +64,7 @@ def create_app(
         workers=[("dci", dci_worker(settings))],
         jobs={
             CALLBACK_JOB: callback_job(keyring, settings),
-            reconciliation.IMPORT_JOB: reconciliation.import_job(settings),
+            IMPORT_JOB: import_job(settings),
         },
         openapi_tags=[
             {

@@ -7,7 +7,7 @@ import uuid
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry import service
+from registry.correction import service as corrections
 from registry.dci import notifications as dci_notifications
 from shared.consumer import Handler
 from shared.envelope import CloudEvent
@@ -29,7 +29,7 @@ async def on_complaint_filed(
 ) -> None:
     if complaint.category != "data_correction":
         return
-    await service.open_correction_request(
+    await corrections.open_correction_request(
         session,
         complaint_id=complaint.complaint_id,
         person_id=complaint.person_id,

@@ -199,7 +199,7 @@ class CorrectionRequest(TimestampMixin, Base):
     status: Mapped[str] = mapped_column(String(20), default="open", server_default="open")
 
 
-# BPS reconciliation imports (reconciliation.py; format and semantics in RECONCILIATION.md).
+# BPS reconciliation imports (registry.reconciliation; format and semantics in RECONCILIATION.md).
 IMPORT_MODES = ("delta", "snapshot")
 IMPORT_STATUSES = ("queued", "running", "completed", "failed")
 

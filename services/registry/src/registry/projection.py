@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from registry.schemas import (
+from registry.fields import (
     Disability,
     Education,
     Electricity,

@@ -30,7 +30,7 @@ class RegistrySettings(SharedSettings):
         default=10,
         ge=1,
         le=200,
-        description="Connections per process of the by-NIK hot path (registry.api.hot_lookups), "
+        description="Connections per process of the by-NIK hot path (registry.lookup.hot_path), "
         "beside database_pool_size.",
     )
     read_audit_commit: Literal["durable", "async"] = Field(

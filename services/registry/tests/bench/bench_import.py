@@ -7,8 +7,9 @@ What it does, all on this machine:
 1. Starts its own embedded PostgreSQL (durable: fsync and synchronous commit on, as in
    production), creates and migrates a registry database.
 2. Writes a DTSEN CSV of at least ``--people`` synthetic people of region ``--region``
-   (:mod:`registry.generator`), and a "next month" copy of it in which ``--change-share`` of the
-   households changed: a decile moved up or down, a member died, a child moved to another card.
+   (:mod:`registry.demo.generator`), and a "next month" copy of it in which ``--change-share``
+   of the households changed: a decile moved up or down, a member died, a child moved to
+   another card.
 3. Baseline: ``COPY ... FROM STDIN (FORMAT csv)`` of the file into a plain table of text
    columns (best of three).
 4. The import (``registry.reconciliation.import_file``, the CLI's function, end to end: hashing,
@@ -44,8 +45,9 @@ from pathlib import Path
 import asyncpg
 
 import registry
-from registry.generator import generate_households, write_csv
-from registry.reconciliation import COLUMNS, ImportSummary, import_file
+from registry.demo.generator import generate_households, write_csv
+from registry.reconciliation.pipeline import ImportSummary, import_file
+from registry.reconciliation.staging import COLUMNS
 from shared.embedded import EmbeddedPostgres, free_port
 from shared.migrations import upgrade
 from shared.testing.plugin import service_root

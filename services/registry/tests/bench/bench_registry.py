@@ -6,16 +6,16 @@ What it does, all on this machine (loopback only, every loop bounded in time):
 
 1. Starts its own embedded PostgreSQL (durable settings: fsync and synchronous commit on, as in
    production) and the Tansu broker, creates and migrates a registry database.
-2. Loads at least ``--people`` synthetic people (:mod:`registry.generator`, region ``--region``)
-   with binary COPY straight into ``household`` and ``person``, in batches: the fast path, with
-   the versioning triggers firing once per COPY statement. Then VACUUM ANALYZE.
+2. Loads at least ``--people`` synthetic people (:mod:`registry.demo.generator`, region
+   ``--region``) with binary COPY straight into ``household`` and ``person``, in batches: the
+   fast path, with the versioning triggers firing once per COPY statement. Then VACUUM ANALYZE.
 3. (a) Baseline: raw asyncpg point-selects by NIK (``SELECT * FROM person WHERE nik = $1``) from a
    pool, ``--db-tasks`` concurrent tasks, closed loop: rate and p50/p99.
 4. Starts the registry API with its production entry point, ``python -m registry api
    --workers N`` (uvicorn, relay and consumers off), and measures
    (b) ``GET /v1/persons/by-nik/{nik}?purpose=...`` with a bearer token (EdDSA verification),
    scope projection and one audit row per read, committed (served by the hot path of
-   :mod:`registry.api.hot_lookups`):
+   :mod:`registry.lookup.hot_path`):
    * peak rate, closed loop: ``wrk`` if it is installed (``apt-get install wrk``), else the
      script's own keep-alive client, at a few connection counts, best kept;
    * p50/p99 at 80 % of that peak: an open-loop run at a fixed arrival rate (wrk cannot hold a
@@ -56,7 +56,7 @@ import httpx
 import uvloop
 
 import registry
-from registry.generator import (
+from registry.demo.generator import (
     HOUSEHOLD_COLUMNS,
     PERSON_COLUMNS,
     generate_households,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 
-from registry.regions import villages_in
+from registry.region.codes import villages_in
 from shared.auth import Caller
 from shared.testing import RunningService
 

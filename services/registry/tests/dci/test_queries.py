@@ -1,6 +1,7 @@
 """SPDCI search items answered from the registry: query types, sort, pages, rejections,
-projection by scope, region restriction and the audit log (``registry.dci.query`` directly, in
-a transaction of the running app, as the endpoints call it)."""
+projection by scope, region restriction and the audit log (``registry.dci.search`` and
+``registry.dci.criteria`` directly, in a transaction of the running app, as the endpoints call
+them)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,9 @@ from typing import Any
 
 import pytest
 
-from registry.dci.query import (
-    MAX_PAGE_SIZE,
-    MAX_UNPAGINATED_RECORDS,
-    ItemRejected,
-    answer_search_item,
-    check_subscription,
-)
+from registry.dci.criteria import check_subscription
+from registry.dci.filters import MAX_PAGE_SIZE, MAX_UNPAGINATED_RECORDS, ItemRejected
+from registry.dci.search import answer_search_item
 from registry.settings import RegistrySettings
 from shared.auth import Caller
 from shared.testing import RunningService, fetch

@@ -7,6 +7,9 @@ by the DCI worker, :mod:`registry.dci.worker`). More rejected items than
 ``dci_max_rejected_items`` put ``rjct.errors.too_many`` in the answer's header. Failures around
 the routes (unknown path, database down, search timeout) are answered by
 :mod:`registry.dci.errors`.
+
+``senders_router`` is the registry administrator's side, outside the SPDCI base path: registering
+the partner systems (senders) that may call it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.dci import envelope as envelopes
-from registry.dci import service, spec, transactions
+from registry.dci import senders, service, spec, transactions
 from registry.dci.delivery import enqueue_callback
 from registry.dci.envelope import EnvelopeError, HeaderRejection
 from registry.dci.inbound import (
@@ -32,17 +35,21 @@ from registry.dci.inbound import (
     start_transaction,
     sync_answer,
 )
-from registry.dci.models import DciTransaction
+from registry.dci.models import DciSender, DciTransaction
+from registry.dependencies import Admin
 from shared.auth import bearer_token_declared
+from shared.errors import Forbidden, Unauthorized, problem_responses
 from shared.service import SessionDep
 
-__all__ = ["BASE_PATH", "TAG", "router"]
+__all__ = ["BASE_PATH", "TAG", "router", "senders_router"]
 
 BASE_PATH = "/spdci/v1.0.0"
 TAG = "SPDCI Social Registry"
 _MAX_CODES = 1000
 
 router = APIRouter(prefix=BASE_PATH, tags=[TAG])
+senders_router = APIRouter(prefix="/v1/dci/senders", tags=["SPDCI senders"])
+_ADMIN_ERRORS = (Unauthorized, Forbidden)
 
 _ENVELOPE_BODY = {
     "requestBody": {
@@ -437,3 +444,50 @@ async def specification() -> _YamlResponse:
 async def jwks(signer: Signer) -> dict[str, Any]:
     """Verify the registry's answers and callbacks with this key (kid = kidId of signatures)."""
     return signer.jwks()
+
+
+# --- senders (the registry administrator's) ------------------------------------------------
+
+
+@senders_router.post(
+    "",
+    status_code=201,
+    response_model=senders.SenderRead,
+    responses=problem_responses(*_ADMIN_ERRORS, senders.SenderExists),
+    summary="Register an SPDCI sender",
+)
+async def create_sender(
+    sender_in: senders.SenderCreate, session: SessionDep, _admin: Admin
+) -> DciSender:
+    """A partner system: its agency, Ed25519 public keys by key id, callback URL prefixes."""
+    return await senders.create_sender(session, sender_in)
+
+
+@senders_router.get(
+    "", response_model=list[senders.SenderRead], responses=problem_responses(*_ADMIN_ERRORS)
+)
+async def list_senders(session: SessionDep, _admin: Admin) -> list[DciSender]:
+    """Every registered sender."""
+    return await senders.list_senders(session)
+
+
+@senders_router.get(
+    "/{sender_id}",
+    response_model=senders.SenderRead,
+    responses=problem_responses(*_ADMIN_ERRORS, senders.SenderNotFound),
+)
+async def get_sender(sender_id: str, session: SessionDep, _admin: Admin) -> DciSender:
+    """One sender."""
+    return await senders.get_sender_or_raise(session, sender_id)
+
+
+@senders_router.patch(
+    "/{sender_id}",
+    response_model=senders.SenderRead,
+    responses=problem_responses(*_ADMIN_ERRORS, senders.SenderNotFound),
+)
+async def update_sender(
+    sender_id: str, sender_in: senders.SenderUpdate, session: SessionDep, _admin: Admin
+) -> DciSender:
+    """Rotate keys, change the callback allow-list, or deactivate a sender."""
+    return await senders.update_sender(session, sender_id, sender_in)

@@ -40,9 +40,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.dci import events as dci_events
+from registry.dci.criteria import notify_records
 from registry.dci.delivery import enqueue_callback
+from registry.dci.filters import LOCALE, REG_TYPE, VERSION, ItemRejected
 from registry.dci.models import DciSubscription
-from registry.dci.query import LOCALE, REG_TYPE, VERSION, ItemRejected, notify_records
 from registry.dci.transactions import caller_from_json
 from registry.events import (
     HOUSEHOLD_TOPIC,

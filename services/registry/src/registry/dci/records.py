@@ -34,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.models import RELATIONSHIPS, Region
-from registry.regions import LEVEL_LENGTHS
+from registry.region.codes import LEVEL_LENGTHS
 
 __all__ = [
     "GROUP",

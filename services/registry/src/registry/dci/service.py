@@ -3,8 +3,9 @@
 Each takes the session and the already checked, normalised message, writes rows, and returns
 the spec's answer message; the edge (route or DCI worker) commits. Item-level problems become
 items with ``status: "rjct"`` and the spec's reason code; the other items are still answered.
-The data side (:mod:`registry.dci.query`) answers one search item and checks subscription
-criteria; this module does the protocol around them.
+The data side answers one search item (:mod:`registry.dci.search`, over :mod:`registry.dci.filters`
+and :mod:`registry.dci.compiler`) and checks subscription criteria (:mod:`registry.dci.criteria`);
+this module does the protocol around them.
 """
 
 from __future__ import annotations
@@ -19,14 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.dci import envelope as envelopes
 from registry.dci import spec, transactions
+from registry.dci.criteria import check_followed_people, check_subscription
 from registry.dci.events import canonical_event_type
+from registry.dci.filters import ItemRejected
 from registry.dci.models import DciSender, DciSubscription, DciTransaction
-from registry.dci.query import (
-    ItemRejected,
-    answer_search_item,
-    check_followed_people,
-    check_subscription,
-)
+from registry.dci.search import answer_search_item
 from shared.auth import Caller
 
 __all__ = [

@@ -1,0 +1,1 @@
+"""Complaints (pengaduan) from every intake channel, due a first response."""

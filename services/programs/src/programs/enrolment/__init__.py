@@ -1,0 +1,1 @@
+"""Enrolments of registry people in programmes (PKH, BPNT/Sembako, BLT, PBI-JK, Sekolah Rakyat)."""

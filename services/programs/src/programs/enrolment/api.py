@@ -1,0 +1,61 @@
+"""Programs REST API (coordination): enrolments."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from programs.dependencies import Enroller, Reader
+from programs.enrolment import service
+from programs.enrolment.schemas import EnrolmentCreate, EnrolmentRead
+from programs.errors import AlreadyEnrolled, EnrolmentNotFound, PersonNotKnown
+from shared.errors import Forbidden, Unauthorized, problem_responses
+from shared.idempotency import IdempotencyDep, IdempotencyKeyConflict, IdempotencyKeyInFlight
+from shared.service import SessionDep
+
+router = APIRouter(prefix="/v1")
+
+
+@router.post(
+    "/enrolments",
+    status_code=201,
+    response_model=EnrolmentRead,
+    tags=["enrolments"],
+    responses=problem_responses(
+        Unauthorized,
+        Forbidden,
+        PersonNotKnown,
+        AlreadyEnrolled,
+        IdempotencyKeyConflict,
+        IdempotencyKeyInFlight,
+    ),
+)
+async def create_enrolment(
+    enrolment_in: EnrolmentCreate,
+    session: SessionDep,
+    caller: Enroller,
+    idempotency: IdempotencyDep,
+) -> JSONResponse:
+    """Enrol a registry person in a programme; emits `programs.enrolment.created.v1`."""
+    if (replay := await idempotency.begin(session, caller, enrolment_in)) is not None:
+        return replay
+    enrolment = await service.create_enrolment(session, enrolment_in=enrolment_in, caller=caller)
+    return await idempotency.finish(
+        session, EnrolmentRead.model_validate(enrolment), status_code=201
+    )
+
+
+@router.get(
+    "/enrolments/{enrolment_id}",
+    response_model=EnrolmentRead,
+    tags=["enrolments"],
+    responses=problem_responses(Unauthorized, Forbidden, EnrolmentNotFound),
+)
+async def read_enrolment(
+    enrolment_id: uuid.UUID, session: SessionDep, caller: Reader
+) -> EnrolmentRead:
+    """Read one enrolment."""
+    enrolment = await service.read_enrolment(session, enrolment_id=enrolment_id, caller=caller)
+    return EnrolmentRead.model_validate(enrolment)

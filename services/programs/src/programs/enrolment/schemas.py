@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from programs.events import Programme
+
+
+class EnrolmentCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"person_id": "0b7f3d4e-8a51-4c1e-9a52-1c1f6b0c2d11", "programme": "PKH"}]
+        },
+    )
+
+    person_id: uuid.UUID = Field(description="The registry's person id")
+    programme: Programme
+
+
+class EnrolmentRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    person_id: uuid.UUID
+    programme: Programme
+    region_code: str
+    status: Literal["active", "graduated", "exited"]
+    enrolled_by_agency: str
+    created_at: datetime

@@ -1,0 +1,1 @@
+"""The local read model of registry persons and of their referrals, fed only by events."""

@@ -1,0 +1,1 @@
+"""Referrals (rujukan) of registry people to other agencies' services, tracked to an answer."""

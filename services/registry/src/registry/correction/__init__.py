@@ -1,0 +1,1 @@
+"""Correction requests: complaints that ask the registry to correct a person's data."""

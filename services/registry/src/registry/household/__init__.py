@@ -1,0 +1,1 @@
+"""Households (family cards, KK): registration, changes, split, merge and version history."""

@@ -1,0 +1,1 @@
+"""Audited lookups for partner agencies: by id, NIK, KK, a batch of NIKs, and search."""

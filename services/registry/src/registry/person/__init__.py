@@ -1,0 +1,1 @@
+"""People of the registry: registration, changes (update, death, move) and version history."""

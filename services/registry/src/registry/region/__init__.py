@@ -1,0 +1,1 @@
+"""Kemendagri region codes: the four levels from province to village, and their reads."""

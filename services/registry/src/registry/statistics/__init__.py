@@ -1,0 +1,1 @@
+"""Statistics by region, decile and status: the information function's counts."""
