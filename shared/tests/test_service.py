@@ -5,7 +5,6 @@ TCP by each service's ``test_served.py``.)"""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from types import SimpleNamespace
 from typing import Annotated
 
 import pytest
@@ -17,6 +16,7 @@ from shared.embedded import free_port
 from shared.jobs import JobKind, schedule
 from shared.service import SessionDep, create_service_app, typed_settings
 from shared.settings import SharedSettings
+from shared.state import app_state
 from shared.testing import DatabaseServer, eventually, running_service
 
 from .conftest import OutboxDatabase
@@ -142,8 +142,18 @@ class _OtherSettings(SharedSettings):
 
 def test_typed_settings_are_the_app_s_own_or_a_clear_error() -> None:
     app = _app("postgresql+asyncpg://x@127.0.0.1:1/x")
-    app.state.runtime = SimpleNamespace(settings=app.state.settings)
     request = Request({"type": "http", "app": app})
     assert typed_settings(SharedSettings)(request) is app.state.settings
-    with pytest.raises(TypeError, match="runs on SharedSettings, not _OtherSettings"):
+    with pytest.raises(LookupError, match="holds SharedSettings; expected _OtherSettings"):
         typed_settings(_OtherSettings)(request)
+
+
+def test_app_state_names_what_is_missing() -> None:
+    app = FastAPI()
+    with pytest.raises(LookupError, match=r"app.state.runtime holds nothing; expected int"):
+        app_state(app, "runtime", int)
+    app.state.runtime = "a string"
+    with pytest.raises(LookupError, match=r"holds str; expected int"):
+        app_state(app, "runtime", int)
+    app.state.runtime = 7
+    assert app_state(Request({"type": "http", "app": app}), "runtime", int) == 7

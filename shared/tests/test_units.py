@@ -177,8 +177,10 @@ PUBLIC_NAMES = {
         "Purpose",
         "append_only_trigger_sql",
         "audit_table",
+        "read_in_region",
         "record_read",
     ],
+    "shared.state": ["app_state"],
     "shared.auth": [
         "ALGORITHM",
         "DEVELOPMENT_SCOPES",

@@ -5,12 +5,16 @@ Art. 31-32: processing must be recorded and a person may ask who read their data
 append-only: a trigger refuses UPDATE and DELETE, so the application cannot rewrite history.
 
 Every route that reads personal data takes the caller's purpose as the required query parameter
-:data:`Purpose` (no default: a purpose nobody stated is not a purpose).
+:data:`Purpose` (no default: a purpose nobody stated is not a purpose). A use case that reads one
+record by id does it with :func:`read_in_region`: load it, hide it when it lies outside the
+caller's regions, audit the read.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import uuid
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Query
 from sqlalchemy import (
@@ -36,8 +40,11 @@ __all__ = [
     "Purpose",
     "append_only_trigger_sql",
     "audit_table",
+    "read_in_region",
     "record_read",
 ]
+
+RecordT = TypeVar("RecordT")
 
 AUDIT_TABLE = "audit_log"
 PURPOSE_LENGTH = range(3, 201)  # 3 to 200 characters
@@ -116,3 +123,33 @@ async def record_read(
             for resource_id in resource_ids
         ],
     )
+
+
+async def read_in_region(
+    session: AsyncSession,
+    table: Table,
+    model: type[RecordT],
+    record_id: uuid.UUID,
+    *,
+    caller: Caller,
+    purpose: str,
+    region_of: Callable[[RecordT], str],
+    resource_type: str,
+    not_found: Callable[[], Exception],
+) -> RecordT:
+    """The ``model`` row ``record_id``, its read audited with ``purpose``; ``not_found()`` is
+    raised when there is none *or* it lies outside the caller's regions (``region_of`` gives its
+    region code), so a record outside reads exactly like one that does not exist: no existence
+    oracle, and no audit row of a read that did not happen."""
+    record = await session.get(model, record_id)
+    if record is None or not caller.may_see(region_of(record)):
+        raise not_found()
+    await record_read(
+        session,
+        table,
+        caller=caller,
+        purpose=purpose,
+        resource_type=resource_type,
+        resource_ids=[str(record_id)],
+    )
+    return record

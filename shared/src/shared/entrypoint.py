@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from shared.migrations import upgrade
 from shared.observability import configure_logging
 from shared.settings import SharedSettings
+from shared.state import app_state
 
 __all__ = ["api_app_from_environment", "service_cli"]
 
@@ -31,7 +32,7 @@ def api_app_from_environment() -> FastAPI:
     """The API-only app of the service named in ``SIMPUL_APP_MODULE`` (uvicorn's worker factory)."""
     module = importlib.import_module(os.environ[_APP_MODULE])
     app: FastAPI = module.create_app(run_relay=False, run_consumers=False)
-    configure_logging(app.state.settings.log_level)
+    configure_logging(app_state(app, "settings", SharedSettings).log_level)
     _freeze_startup_objects()
     return app
 

@@ -39,6 +39,7 @@ from shared.observability import TraceContextMiddleware, metrics_response
 from shared.openapi import install_openapi_completion
 from shared.outbox import OutboxRelay
 from shared.settings import SharedSettings
+from shared.state import app_state
 
 __all__ = [
     "BackgroundWorker",
@@ -201,8 +202,7 @@ class ServiceRuntime:
 
 
 def get_runtime(request: Request) -> ServiceRuntime:
-    runtime: ServiceRuntime = request.app.state.runtime
-    return runtime
+    return app_state(request, "runtime", ServiceRuntime)
 
 
 def typed_settings(settings_class: type[SettingsT]) -> Callable[[Request], SettingsT]:
@@ -211,12 +211,7 @@ def typed_settings(settings_class: type[SettingsT]) -> Callable[[Request], Setti
     call from a handler that has the request."""
 
     def settings(request: Request) -> SettingsT:
-        value = get_runtime(request).settings
-        if not isinstance(value, settings_class):
-            raise TypeError(
-                f"the app runs on {type(value).__name__}, not {settings_class.__name__}"
-            )
-        return value
+        return app_state(request, "settings", settings_class)
 
     return settings
 

@@ -12,7 +12,7 @@ from complaints.complaint.schemas import ComplaintCreate
 from complaints.errors import ComplaintNotFound, OutsideRegion
 from complaints.events import COMPLAINT_FILED, COMPLAINT_TOPIC, SOURCE, ComplaintFiled
 from complaints.models import Complaint, audit_log
-from shared.audit import record_read
+from shared.audit import read_in_region
 from shared.auth import Caller
 from shared.outbox import add_event
 
@@ -60,16 +60,14 @@ async def file_complaint(
 async def read_complaint(
     session: AsyncSession, *, complaint_id: uuid.UUID, caller: Caller, purpose: str
 ) -> Complaint:
-    complaint = await session.get(Complaint, complaint_id)
-    # Outside the caller's region reads exactly like "does not exist" (no existence oracle).
-    if complaint is None or not caller.may_see(complaint.region_code):
-        raise ComplaintNotFound()
-    await record_read(
+    return await read_in_region(
         session,
         audit_log,
+        Complaint,
+        complaint_id,
         caller=caller,
         purpose=purpose,
+        region_of=lambda complaint: complaint.region_code,
         resource_type="complaint",
-        resource_ids=[str(complaint.id)],
+        not_found=ComplaintNotFound,
     )
-    return complaint

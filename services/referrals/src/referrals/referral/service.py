@@ -12,7 +12,7 @@ from referrals.errors import InvalidDueDate, OutsideRegion, ReferralNotFound
 from referrals.events import REFERRAL_CREATED, REFERRAL_TOPIC, SOURCE, ReferralCreated, ServiceType
 from referrals.models import Referral, audit_log
 from referrals.referral.schemas import ReferralCreate
-from shared.audit import record_read
+from shared.audit import read_in_region
 from shared.auth import Caller
 from shared.outbox import add_event
 
@@ -128,16 +128,14 @@ async def _open_referral(
 async def read_referral(
     session: AsyncSession, *, referral_id: uuid.UUID, caller: Caller, purpose: str
 ) -> Referral:
-    referral = await session.get(Referral, referral_id)
-    # Outside the caller's region reads exactly like "does not exist" (no existence oracle).
-    if referral is None or not caller.may_see(referral.region_code):
-        raise ReferralNotFound()
-    await record_read(
+    return await read_in_region(
         session,
         audit_log,
+        Referral,
+        referral_id,
         caller=caller,
         purpose=purpose,
+        region_of=lambda referral: referral.region_code,
         resource_type="referral",
-        resource_ids=[str(referral.id)],
+        not_found=ReferralNotFound,
     )
-    return referral

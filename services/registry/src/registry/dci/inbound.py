@@ -29,6 +29,7 @@ from registry.settings import RegistrySettings
 from shared.auth import Caller
 from shared.errors import ProblemError
 from shared.service import get_runtime, typed_settings
+from shared.state import app_state
 
 __all__ = [
     "READ_SCOPE",
@@ -49,7 +50,7 @@ settings_of = typed_settings(RegistrySettings)
 
 
 async def get_signer(request: Request) -> signature.RegistrySigner:
-    keyring: RegistryKeyring = request.app.state.dci_keyring
+    keyring = app_state(request, "dci_keyring", RegistryKeyring)
     return await keyring.signer(get_runtime(request).sessionmaker)
 
 
