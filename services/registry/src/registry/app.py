@@ -10,7 +10,7 @@ from registry.dci import api as dci_api
 from registry.dci.delivery import CALLBACK_JOB, callback_job
 from registry.dci.errors import install_error_answers
 from registry.dci.keys import RegistryKeyring
-from registry.dci.worker import dci_worker
+from registry.dci.scheduled import SEARCH_JOB, dci_housekeeping, search_job
 from registry.household import api as household_api
 from registry.lookup import api as lookup_api
 from registry.lookup.hot_path import HotLookups
@@ -61,9 +61,10 @@ def create_app(
         run_consumers=run_consumers,
         # DTSEN files are far larger than any JSON body.
         body_limits={"/v1/imports": settings.import_max_bytes},
-        workers=[("dci", dci_worker(settings))],
+        workers=[("dci-housekeeping", dci_housekeeping())],
         jobs={
             CALLBACK_JOB: callback_job(keyring, settings),
+            SEARCH_JOB: search_job(settings),
             IMPORT_JOB: import_job(settings),
         },
         openapi_tags=[

@@ -74,9 +74,6 @@ class RegistrySettings(SharedSettings):
         description="More rejected items than this in one message: the answer's header says "
         "rjct.errors.too_many (each item still carries its own reason).",
     )
-    dci_worker_poll_seconds: float = Field(
-        default=1.0, gt=0, description="How often the DCI worker looks for due work."
-    )
     dci_callback_timeout_seconds: float = Field(default=10.0, gt=0)
     dci_callback_max_attempts: int = Field(default=8, ge=1, le=50)
     dci_callback_backoff_seconds: float = Field(

@@ -3,7 +3,7 @@
 Each route lets :func:`registry.dci.inbound.receive` check the message, then calls the use case
 in :mod:`registry.dci.service`. Sync endpoints answer a signed envelope; async ones answer
 ``ACK`` (202) and call back through :mod:`registry.dci.delivery` (an async search is answered
-by the DCI worker, :mod:`registry.dci.worker`). More rejected items than
+by a job, :mod:`registry.dci.scheduled`). More rejected items than
 ``dci_max_rejected_items`` put ``rjct.errors.too_many`` in the answer's header. Failures around
 the routes (unknown path, database down, search timeout) are answered by
 :mod:`registry.dci.errors`.
@@ -36,6 +36,7 @@ from registry.dci.inbound import (
     sync_answer,
 )
 from registry.dci.models import DciSender, DciTransaction
+from registry.dci.scheduled import schedule_search
 from registry.dependencies import Admin
 from shared.auth import bearer_token_declared
 from shared.errors import Forbidden, Unauthorized, problem_responses
@@ -254,7 +255,7 @@ async def sync_search(request: Request, session: SessionDep, signer: Signer) -> 
     dependencies=_TOKEN,
 )
 async def search(request: Request, session: SessionDep) -> JSONResponse:
-    """Acknowledge a search; the DCI worker answers it to the sender's `sender_uri`."""
+    """Acknowledge a search; a job answers it to the sender's `sender_uri`."""
     received = await receive(
         request, session, action="search", items_key="search_request", is_async=True
     )
@@ -267,7 +268,7 @@ async def search(request: Request, session: SessionDep) -> JSONResponse:
         return await _reject_later(
             session, received, transaction, action="on-search", answer={"search_response": []}
         )
-    transaction.status = "pdng"  # the DCI worker picks it up after commit
+    await schedule_search(session, transaction)
     return ack(str(transaction.id))
 
 

@@ -80,7 +80,7 @@ class DciTransaction(Base):
     """One received request message and its answer: what ``txn/status`` reports.
 
     ``id`` is the ``correlation_id`` the registry hands back. An async search waits here with
-    status ``pdng`` until the DCI worker answers it (with the stored caller's rights).
+    status ``pdng`` until its job answers it (with the stored caller's rights).
     """
 
     __tablename__ = "dci_transactions"
@@ -91,11 +91,6 @@ class DciTransaction(Base):
         ),
         CheckConstraint("status IN ('rcvd', 'pdng', 'succ', 'rjct')", name="status_values"),
         Index("ix_dci_transactions_sender_transaction", "sender_id", "transaction_id"),
-        Index(
-            "ix_dci_transactions_pending",
-            "created_at",
-            postgresql_where=text("status = 'pdng'"),
-        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

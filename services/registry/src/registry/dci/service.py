@@ -1,7 +1,7 @@
 """SPDCI use cases: answer a search message, subscribe, unsubscribe, report a transaction's state.
 
 Each takes the session and the already checked, normalised message, writes rows, and returns
-the spec's answer message; the edge (route or DCI worker) commits. Item-level problems become
+the spec's answer message; the edge (route or search job) commits. Item-level problems become
 items with ``status: "rjct"`` and the spec's reason code; the other items are still answered.
 The data side answers one search item (:mod:`registry.dci.search`, over :mod:`registry.dci.filters`
 and :mod:`registry.dci.compiler`) and checks subscription criteria (:mod:`registry.dci.criteria`);
@@ -104,7 +104,7 @@ async def answer_search(
     Every statement from here to the end of the caller's transaction (or savepoint) may run
     ``timeout_ms``: one partner's broad query cannot hold a connection and its locks for long.
     Past it PostgreSQL cancels the statement (SQLSTATE 57014) and the caller rolls back the
-    whole message: see :mod:`registry.dci.errors` (sync) and :mod:`registry.dci.worker`.
+    whole message: see :mod:`registry.dci.errors` (sync) and :mod:`registry.dci.scheduled`.
     """
     # set_config(..., true) is SET LOCAL with a bound value: it ends with the transaction.
     await session.execute(select(func.set_config("statement_timeout", f"{timeout_ms}ms", True)))

@@ -25,7 +25,6 @@ from shared.auth import Caller
 __all__ = [
     "caller_from_json",
     "caller_to_json",
-    "claim_pending_searches",
     "complete",
     "complete_answered",
     "find_for_status",
@@ -154,18 +153,6 @@ def complete_answered(
     rejection = too_many_rejected(items, limit=max_rejected)
     complete(transaction, status="rjct" if rejection else "succ", response=response)
     return rejection
-
-
-async def claim_pending_searches(session: AsyncSession, *, limit: int) -> list[DciTransaction]:
-    """Pending async searches, locked for this worker (others skip them)."""
-    rows = await session.scalars(
-        select(DciTransaction)
-        .where(DciTransaction.status == "pdng", DciTransaction.txn_type == "search")
-        .order_by(DciTransaction.created_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return list(rows)
 
 
 async def find_for_status(
