@@ -15,10 +15,10 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.consumer import ConsumerRunner, Handler
-from shared.envelope import CloudEvent, new_event, to_kafka
+from shared.envelope import CloudEvent, KafkaRecord, new_event, to_kafka
 from shared.kafka import dlq_topic
 from shared.settings import SharedSettings
-from shared.testing import eventually
+from shared.testing import eventually, publish_events, publish_records
 
 from .conftest import OutboxDatabase, effect, read_topic, unique_topic
 
@@ -85,23 +85,8 @@ def event(aggregate: str, seq: int) -> CloudEvent:
     )
 
 
-async def publish(
-    settings: SharedSettings,
-    topic: str,
-    *records: tuple[bytes | None, list[tuple[str, bytes]], bytes],
-) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await producer.start()
-    try:
-        for value, headers, key in records:
-            await producer.send_and_wait(topic, value, key=key, headers=headers)
-    finally:
-        await producer.stop()
-
-
-def as_record(e: CloudEvent, topic: str) -> tuple[bytes, list[tuple[str, bytes]], bytes]:
-    record = to_kafka(e, topic=topic, key=e.data["aggregate"])
-    return record.value, record.headers, record.key
+def as_record(e: CloudEvent, topic: str) -> KafkaRecord:
+    return to_kafka(e, topic=topic, key=e.data["aggregate"])
 
 
 async def effects(db: OutboxDatabase) -> list[tuple[str, int]]:
@@ -120,13 +105,7 @@ class TestConsumerRunner:
     ) -> None:
         topic = unique_topic()
         once = event("a", 1)
-        await publish(
-            settings,
-            topic,
-            as_record(once, topic),
-            as_record(once, topic),
-            as_record(event("a", 2), topic),
-        )
+        await publish_events(settings, topic, once, once, event("a", 2))
         async with consuming(runner_for(settings, outbox_db, topic, Flaky(), producer_factory)):
             await eventually(lambda: _has(effects(outbox_db), 2), what="two distinct effects")
             await asyncio.sleep(0.5)
@@ -140,7 +119,7 @@ class TestConsumerRunner:
     ) -> None:
         topic = unique_topic()
         handler = Flaky(failures=2)
-        await publish(settings, topic, as_record(event("b", 1), topic))
+        await publish_events(settings, topic, event("b", 1))
         async with consuming(runner_for(settings, outbox_db, topic, handler, producer_factory)):
             await eventually(lambda: _has(effects(outbox_db), 1), what="effect after retries")
         assert list(handler.calls.values()) == [3]
@@ -188,10 +167,10 @@ class TestConsumerRunner:
         elif poison == "handler-fails":
             poison_record = as_record(event("p", 666), topic)
         else:
-            poison_record = poison  # type: ignore[assignment]
-        await publish(
+            value, headers, key = poison  # type: ignore[misc]
+            poison_record = KafkaRecord(topic=topic, value=value, headers=headers, key=key)
+        await publish_records(
             settings,
-            topic,
             as_record(event("p", 1), topic),
             poison_record,
             as_record(event("p", 2), topic),
@@ -221,7 +200,7 @@ class TestConsumerRunner:
         caplog.set_level(logging.INFO, logger="shared.consumer")
         topic = unique_topic()
         once = event("c", 1)
-        await publish(settings, topic, as_record(once, topic))
+        await publish_events(settings, topic, once)
         handler = Flaky()
         crashed = runner_for(settings, outbox_db, topic, handler, producer_factory)
         attempted: list[tuple[TopicPartition, int, list[tuple[str, int]]]] = []
@@ -305,7 +284,7 @@ class TestRebalance:
     ) -> None:
         topic = unique_topic()
         events = [event(f"k{n % 6}", n) for n in range(24)]
-        await publish(settings, topic, *(as_record(e, topic) for e in events))
+        await publish_events(settings, topic, *events)
         first = runner_for(settings, outbox_db, topic, Slow(), producer_factory)
         second = runner_for(settings, outbox_db, topic, Slow(), producer_factory)
         second.name = first.name  # the same consumer group

@@ -11,8 +11,13 @@ from typing import Any
 import pytest_asyncio
 
 from shared.settings import SharedSettings
-from shared.testing import BrokerHandle, DatabaseServer, ServedApi, served_api
-from shared.testing.plugin import service_root, service_settings_kwargs
+from shared.testing import (
+    BrokerHandle,
+    DatabaseServer,
+    ServedApi,
+    served_api,
+    service_test_settings,
+)
 
 # service -> its settings class, by module path (the services never import each other).
 SETTINGS_CLASSES = {
@@ -37,15 +42,14 @@ async def served_apis(
     prefix = f"contract{uuid.uuid4().hex[:6]}-"
     settings: dict[str, Any] = {}
     for service in SETTINGS_CLASSES:
-        package = import_module(service)
-        assert package.__file__ is not None
-        url = await database_server.migrated_database(
-            f"contract_{service}", service_root(package.__file__)
-        )
-        settings[service] = settings_class(service)(
-            **service_settings_kwargs(
-                database_url=url, broker=broker, public_key=jwt_keys[1], group_prefix=prefix
-            )
+        settings[service] = await service_test_settings(
+            database_server,
+            broker,
+            jwt_keys,
+            service=service,
+            settings_class=settings_class(service),
+            database=f"contract_{service}",
+            group_prefix=prefix,
         )
     async with AsyncExitStack() as stack:
         yield {

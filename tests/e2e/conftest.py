@@ -9,10 +9,6 @@ from typing import Any
 
 import pytest_asyncio
 
-import complaints
-import programs
-import referrals
-import registry
 from complaints.app import create_app as create_complaints
 from complaints.settings import ComplaintsSettings
 from programs.app import create_app as create_programs
@@ -21,8 +17,13 @@ from referrals.app import create_app as create_referrals
 from referrals.settings import ReferralsSettings
 from registry.app import create_app as create_registry
 from registry.settings import RegistrySettings
-from shared.testing import BrokerHandle, DatabaseServer, RunningService, running_service
-from shared.testing.plugin import service_root, service_settings_kwargs
+from shared.testing import (
+    BrokerHandle,
+    DatabaseServer,
+    RunningService,
+    running_service,
+    service_test_settings,
+)
 
 
 @dataclass
@@ -40,18 +41,20 @@ async def simpul(
 ) -> AsyncIterator[Simpul]:
     prefix = f"e2e{uuid.uuid4().hex[:6]}-"
     built: dict[str, Any] = {}
-    for package, settings_class in (
-        (registry, RegistrySettings),
-        (programs, ProgramsSettings),
-        (referrals, ReferralsSettings),
-        (complaints, ComplaintsSettings),
+    for service, settings_class in (
+        ("registry", RegistrySettings),
+        ("programs", ProgramsSettings),
+        ("referrals", ReferralsSettings),
+        ("complaints", ComplaintsSettings),
     ):
-        name = package.__name__
-        url = await database_server.migrated_database(f"e2e_{name}", service_root(package.__file__))
-        built[name] = settings_class(
-            **service_settings_kwargs(
-                database_url=url, broker=broker, public_key=jwt_keys[1], group_prefix=prefix
-            )
+        built[service] = await service_test_settings(
+            database_server,
+            broker,
+            jwt_keys,
+            service=service,
+            settings_class=settings_class,
+            database=f"e2e_{service}",
+            group_prefix=prefix,
         )
     async with (
         running_service(create_registry(built["registry"])) as registry_service,

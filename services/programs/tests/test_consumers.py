@@ -7,12 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 
 from programs.settings import ProgramsSettings
 from shared.db import sync_url
-from shared.envelope import CloudEvent, to_kafka
-from shared.testing import RunningService, eventually
+from shared.envelope import CloudEvent
+from shared.testing import RunningService, eventually, publish_events
 
 TOPIC = "registry.person.v1"
 
@@ -39,24 +38,6 @@ def person_event(person_id: uuid.UUID, *, type: str, time: datetime, **data: Any
     )
 
 
-async def publish(
-    settings: ProgramsSettings, *events: CloudEvent, value: bytes | None = None
-) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await producer.start()
-    try:
-        for event in events:
-            record = to_kafka(event, topic=TOPIC, key=event.subject or "")
-            await producer.send_and_wait(
-                TOPIC,
-                value if value is not None else record.value,
-                key=record.key,
-                headers=record.headers,
-            )
-    finally:
-        await producer.stop()
-
-
 async def fact(settings: ProgramsSettings, person_id: uuid.UUID) -> asyncpg.Record | None:
     conn = await asyncpg.connect(sync_url(settings.database_url))
     try:
@@ -73,8 +54,9 @@ class TestRegistryFacts:
         self, programs_service: RunningService, programs_settings: ProgramsSettings
     ) -> None:
         person_id, now = uuid.uuid4(), datetime.now(UTC)
-        await publish(
+        await publish_events(
             programs_settings,
+            TOPIC,
             person_event(person_id, type="registry.person.registered.v1", time=now),
             person_event(
                 person_id,
@@ -107,7 +89,7 @@ class TestRegistryFacts:
         older = person_event(
             person_id, type="registry.person.registered.v1", time=now - timedelta(days=1)
         )
-        await publish(programs_settings, newer, older)
+        await publish_events(programs_settings, TOPIC, newer, older)
         # Same key, same partition: once the older event is handled, the newer one was too.
         await eventually(lambda: _handled(programs_settings, older.id), what="older event handled")
         row = await fact(programs_settings, person_id)
@@ -130,7 +112,7 @@ class TestRegistryFacts:
         older = person_event(
             person_id, type="registry.person.updated.v1", time=now, disability="physical", version=2
         )
-        await publish(programs_settings, newer, older)
+        await publish_events(programs_settings, TOPIC, newer, older)
         await eventually(lambda: _handled(programs_settings, older.id), what="older event handled")
         row = await fact(programs_settings, person_id)
         assert row is not None
@@ -149,7 +131,7 @@ class TestRegistryFacts:
             from_village_code="1771011001",
             version=2,
         )
-        await publish(programs_settings, first, moved)
+        await publish_events(programs_settings, TOPIC, first, moved)
         await eventually(lambda: _handled(programs_settings, moved.id), what="newer event handled")
         row = await fact(programs_settings, person_id)
         assert row is not None
@@ -172,14 +154,14 @@ class TestRegistryFacts:
             status="moved",
             version=None,
         )
-        await publish(programs_settings, unversioned)
+        await publish_events(programs_settings, TOPIC, unversioned)
         await eventually(
             lambda: _handled(programs_settings, unversioned.id), what="unversioned event handled"
         )
         row = await fact(programs_settings, person_id)
         assert row is not None
         assert (row["sex"], row["version"]) == ("F", None)  # applied as before versions
-        await publish(programs_settings, versioned, late)
+        await publish_events(programs_settings, TOPIC, versioned, late)
         await eventually(lambda: _handled(programs_settings, late.id), what="late event handled")
         row = await fact(programs_settings, person_id)
         assert row is not None
@@ -202,7 +184,7 @@ class TestRegistryFacts:
             sex="M",
             version=None,
         )
-        await publish(programs_settings, first, correction)
+        await publish_events(programs_settings, TOPIC, first, correction)
         await eventually(
             lambda: _handled(programs_settings, correction.id), what="correction handled"
         )
@@ -213,7 +195,7 @@ class TestRegistryFacts:
         # The broker delivers ``first`` again (same CloudEvent id); the poison event behind it on
         # the same key changes no fact, and once it is parked the redelivery was read too.
         poison = person_event(person_id, type="registry.person.registered.v1", time=now, sex="X")
-        await publish(programs_settings, first, poison)
+        await publish_events(programs_settings, TOPIC, first, poison)
         await eventually(lambda: _handled(programs_settings, poison.id), what="poison parked")
         row = await fact(programs_settings, person_id)
         assert row is not None
@@ -234,7 +216,7 @@ class TestRegistryFacts:
             disability="physical",
             version=2,
         )
-        await publish(programs_settings, event, event, poison, after)
+        await publish_events(programs_settings, TOPIC, event, event, poison, after)
         await eventually(lambda: _handled(programs_settings, after.id), what="event after poison")
         outcomes = await _outcomes(programs_settings, [event.id, poison.id, after.id])
         assert outcomes == {event.id: "handled", poison.id: "dead_lettered", after.id: "handled"}

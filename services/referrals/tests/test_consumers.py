@@ -9,9 +9,7 @@ import asyncpg
 import pytest
 
 from referrals.settings import ReferralsSettings
-from shared.envelope import new_event, to_kafka
-from shared.kafka import create_producer
-from shared.testing import RunningService, eventually, fetch
+from shared.testing import RunningService, eventually, fetch, publish_events
 
 from .factories import VILLAGE
 
@@ -19,6 +17,7 @@ pytestmark = pytest.mark.broker
 
 TOPIC = "complaints.complaint.v1"
 FILED = "complaints.complaint.filed.v1"
+COMPLAINTS = "/simpul/complaints"
 
 
 def complaint(**overrides: Any) -> dict[str, Any]:
@@ -35,26 +34,6 @@ def complaint(**overrides: Any) -> dict[str, Any]:
     return data
 
 
-async def publish(settings: ReferralsSettings, *payloads: dict[str, Any]) -> list[str]:
-    """Publish complaint events as the complaints relay would; return their event ids."""
-    producer = create_producer(settings, role="test")
-    await producer.start()
-    ids = []
-    try:
-        for data in payloads:
-            event = new_event(
-                source="/simpul/complaints", type=FILED, subject=data["complaint_id"], data=data
-            )
-            record = to_kafka(event, topic=TOPIC, key=data["complaint_id"])
-            await producer.send_and_wait(
-                record.topic, record.value, key=record.key, headers=record.headers
-            )
-            ids.append(event.id)
-    finally:
-        await producer.stop()
-    return ids
-
-
 async def handled(settings: ReferralsSettings, event_ids: list[str]) -> bool:
     rows = await fetch(
         settings, "SELECT count(*) AS n FROM inbox_event WHERE event_id = ANY($1)", event_ids
@@ -67,7 +46,9 @@ class TestComplaintFiled:
         self, referrals_service: RunningService, referrals_settings: ReferralsSettings
     ) -> None:
         data = complaint()
-        await publish(referrals_settings, data)
+        await publish_events(
+            referrals_settings, TOPIC, data, type=FILED, source=COMPLAINTS, key=data["complaint_id"]
+        )
 
         async def referral() -> list[asyncpg.Record]:
             return await fetch(
@@ -101,7 +82,9 @@ class TestComplaintFiled:
         change: dict[str, Any],
     ) -> None:
         data = complaint(**change)
-        event_ids = await publish(referrals_settings, data)
+        event_ids = await publish_events(
+            referrals_settings, TOPIC, data, type=FILED, source=COMPLAINTS, key=data["complaint_id"]
+        )
         await eventually(
             lambda: handled(referrals_settings, event_ids), what="complaint event handled"
         )
@@ -117,7 +100,15 @@ class TestComplaintFiled:
     ) -> None:
         data = complaint()
         # Two distinct events (say, a republished complaint): the inbox alone would not stop this.
-        event_ids = await publish(referrals_settings, data, data)
+        event_ids = await publish_events(
+            referrals_settings,
+            TOPIC,
+            data,
+            data,
+            type=FILED,
+            source=COMPLAINTS,
+            key=data["complaint_id"],
+        )
         await eventually(lambda: handled(referrals_settings, event_ids), what="both events handled")
         rows = await fetch(
             referrals_settings,

@@ -20,7 +20,7 @@ ValueT = TypeVar("ValueT")
 
 def app_state(owner: Starlette | HTTPConnection, name: str, kind: type[ValueT]) -> ValueT:
     """``app.state.<name>`` of ``owner`` (an app, or a request of one), checked to be a ``kind``."""
-    app = owner.app if isinstance(owner, HTTPConnection) else owner
+    app = owner if isinstance(owner, Starlette) else owner.app
     value = getattr(app.state, name, None)
     if not isinstance(value, kind):
         found = "nothing" if value is None else type(value).__name__

@@ -1,14 +1,18 @@
-"""pytest plugin: session-wide PostgreSQL, broker, token keys; per-service database factory."""
+"""pytest plugin: session-wide PostgreSQL, broker, token keys (each service's own fixtures:
+:func:`shared.testing.service_fixtures`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shared.auth import DEVELOPMENT_SCOPES, generate_keypair, mint_token
+
+# Re-exported: tests and benchmarks import these two from the plugin.
+from shared.testing.fixtures import service_root as service_root
+from shared.testing.fixtures import service_settings_kwargs as service_settings_kwargs
 from shared.testing.harness import BrokerHandle, DatabaseServer
 
 ALL_SCOPES = DEVELOPMENT_SCOPES
@@ -80,27 +84,3 @@ def auth_header(mint: Callable[..., str]) -> Callable[..., dict[str, str]]:
         return {"Authorization": f"Bearer {mint(**kwargs)}"}
 
     return _header
-
-
-def service_settings_kwargs(
-    *, database_url: str, broker: BrokerHandle, public_key: str, group_prefix: str
-) -> dict[str, Any]:
-    """Settings every test app gets: its database, the session broker, fast relay polling."""
-    return {
-        "environment": "test",
-        "database_url": database_url,
-        "kafka_bootstrap_servers": broker.bootstrap_servers,
-        "kafka_broker_profile": broker.profile,
-        "kafka_group_prefix": group_prefix,
-        "jwt_public_key": public_key,
-        "relay_poll_interval_seconds": 0.2,
-        "job_poll_interval_seconds": 0.1,
-        "kafka_request_timeout_ms": 3_000,
-        "consumer_retry_backoff_seconds": 0.05,
-        "consumer_max_attempts": 3,
-    }
-
-
-def service_root(package_file: str) -> Path:
-    """``services/<name>`` from a file inside ``services/<name>/src/<name>/``."""
-    return Path(package_file).resolve().parents[2]
