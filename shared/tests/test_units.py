@@ -264,6 +264,7 @@ PUBLIC_NAMES = {
         "running_service",
         "served_api",
         "service_fixtures",
+        "sequence_number",
         "service_test_settings",
         "stable_number",
         "stable_uuid",

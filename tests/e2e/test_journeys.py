@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
@@ -15,7 +14,7 @@ import pytest
 
 from shared.db import sync_url
 from shared.observability import JsonFormatter, new_traceparent
-from shared.testing import eventually
+from shared.testing import eventually, sequence_number
 
 from .conftest import Simpul
 
@@ -23,11 +22,12 @@ VILLAGE = "1771011001"  # Pagar Dewa, Selebar, Kota Bengkulu
 
 
 def person_body() -> dict[str, Any]:
-    born = date(random.randint(1950, 2012), random.randint(1, 12), random.randint(1, 28))
-    sex = random.choice("MF")
+    n = sequence_number()
+    born = date(1950, 1, 1) + timedelta(days=n * 7919 % 22_000)
+    sex = "MF"[n % 2]
     day = born.day + (40 if sex == "F" else 0)
     return {
-        "nik": f"177101{day:02d}{born:%m%y}{random.randint(1, 9999):04d}",
+        "nik": f"177101{day:02d}{born:%m%y}{n % 9999 + 1:04d}",
         "full_name": "Warga E2E",
         "birth_date": born.isoformat(),
         "sex": sex,

@@ -4,7 +4,6 @@ bumps the row version once, and a change that changes nothing does neither."""
 from __future__ import annotations
 
 import json
-import random
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -15,9 +14,9 @@ import pytest
 from registry import fields, models
 from registry.nik import kk_problems
 from registry.settings import RegistrySettings
-from shared.testing import RunningService, fetch
+from shared.testing import RunningService, fetch, sequence_number
 
-from .factories import OTHER_REGENCY_VILLAGE, VILLAGE, person_body
+from .factories import OTHER_REGENCY_VILLAGE, VILLAGE, person_body, some_date, unique_serial
 
 Headers = Callable[..., dict[str, str]]
 NEIGHBOUR_VILLAGE = "1771011002"  # Sukarami, also in Selebar (Kota Bengkulu)
@@ -26,10 +25,8 @@ WRITE_READ = ["registry:read", "registry:write"]
 
 
 def make_kk(*, district: str = VILLAGE[:6], serial: int | None = None) -> str:
-    issued = date(2000, 1, 1) + timedelta(days=random.randint(0, 9000))
-    return (
-        f"{district}{issued:%d%m%y}{serial if serial is not None else random.randint(1, 9999):04d}"
-    )
+    issued = some_date(sequence_number(), first=date(2000, 1, 1), days=9000)
+    return f"{district}{issued:%d%m%y}{serial if serial is not None else unique_serial():04d}"
 
 
 def household_body(**overrides: Any) -> dict[str, Any]:

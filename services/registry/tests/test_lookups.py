@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import uuid
 from collections.abc import Callable
 from datetime import date
@@ -21,9 +20,17 @@ from registry.projection import (
     PersonView,
 )
 from registry.settings import RegistrySettings
-from shared.testing import RunningService, fetch, without_instance
+from shared.testing import RunningService, fetch, sequence_number, without_instance
 
-from .factories import DISTRICT, OTHER_REGENCY_VILLAGE, VILLAGE, make_nik, person_body
+from .factories import (
+    DISTRICT,
+    OTHER_REGENCY_VILLAGE,
+    VILLAGE,
+    make_nik,
+    person_body,
+    some_date,
+    unique_serial,
+)
 
 Headers = Callable[..., dict[str, str]]
 
@@ -70,9 +77,9 @@ def unknown_niks(count: int) -> list[str]:
 
 
 def make_kk(village: str = VILLAGE) -> str:
-    """A random KK number of the village's district (district + DDMMYY + serial)."""
-    issued = date(random.randint(2010, 2025), random.randint(1, 12), random.randint(1, 28))
-    return f"{village[:6]}{issued:%d%m%y}{random.randint(1, 9999):04d}"
+    """A fresh KK number of the village's district (district + DDMMYY + serial)."""
+    issued = some_date(sequence_number(), first=date(2010, 1, 1), days=5000)
+    return f"{village[:6]}{issued:%d%m%y}{unique_serial():04d}"
 
 
 async def insert_household(

@@ -30,9 +30,22 @@ from registry.reconciliation.validation import (
 )
 from registry.settings import RegistrySettings
 from shared.envelope import CloudEvent
-from shared.testing import RunningService, eventually, fetch, running_service
+from shared.testing import (
+    RunningService,
+    eventually,
+    fetch,
+    running_service,
+    sequence_number,
+)
 
-from .factories import DISTRICT, OTHER_REGENCY_VILLAGE, VILLAGE, make_nik
+from .factories import (
+    DISTRICT,
+    OTHER_REGENCY_VILLAGE,
+    VILLAGE,
+    make_nik,
+    some_date,
+    unique_serial,
+)
 
 Headers = Callable[..., dict[str, str]]
 IMPORT = ["registry:import"]
@@ -51,8 +64,8 @@ def _unique(make: Callable[[], str]) -> str:
 
 def new_kk(district: str = DISTRICT) -> str:
     def make() -> str:
-        issued = date(2001, 1, 1) + timedelta(days=random.randint(0, 8000))
-        return f"{district}{issued:%d%m%y}{random.randint(1, 9999):04d}"
+        issued = some_date(sequence_number(), first=date(2001, 1, 1), days=8000)
+        return f"{district}{issued:%d%m%y}{unique_serial():04d}"
 
     return _unique(make)
 
@@ -72,8 +85,9 @@ class Member:
 
 
 def member(relationship: str, *, sex: str | None = None, district: str = DISTRICT) -> Member:
-    born = date(1950, 1, 1) + timedelta(days=random.randint(0, 23000))
-    sex = sex or random.choice("MF")
+    n = sequence_number()
+    born = some_date(n, first=date(1950, 1, 1), days=23000)
+    sex = sex or "MF"[n % 2]
     nik = _unique(lambda: make_nik(birth_date=born, sex=sex, district=district))
     return Member(nik, f"Warga {nik[-4:]}", born, sex, relationship)
 

@@ -28,6 +28,7 @@ from shared.testing.publishing import publish_events, publish_records
 from shared.testing.use_cases import (
     make_caller,
     rolled_back_session,
+    sequence_number,
     stable_number,
     stable_uuid,
     staged_event_types,
@@ -52,6 +53,7 @@ __all__ = [
     "served_api",
     "service_fixtures",
     "service_test_settings",
+    "sequence_number",
     "stable_number",
     "stable_uuid",
     "staged_event_types",

@@ -11,6 +11,7 @@ undoes everything at the end.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ from shared.db import create_engine
 from shared.outbox import OUTBOX_TABLE
 
 __all__ = [
+    "sequence_number",
     "make_caller",
     "rolled_back_session",
     "stable_number",
@@ -32,6 +34,7 @@ __all__ = [
 
 # Fixed, so that a seed names the same UUID in every run and on every machine.
 _TEST_DATA_NAMESPACE = uuid.UUID("5f1c0e8a-3d2b-4c4e-9a57-7b1e2d3c4f50")
+_SEQUENCE = itertools.count(1)
 
 
 @asynccontextmanager
@@ -93,3 +96,10 @@ def stable_number(seed: str, *, below: int) -> int:
 def stable_uuid(seed: str) -> uuid.UUID:
     """A UUID that depends on ``seed`` alone (see :func:`stable_number`)."""
     return uuid.uuid5(_TEST_DATA_NAMESPACE, seed)
+
+
+def sequence_number() -> int:
+    """1, 2, 3, ... for the whole test process: the source of unique test data (NIKs, KK
+    numbers) that every module shares, so two builders never hand out the same value and a
+    failing run repeats exactly (no ``random``)."""
+    return next(_SEQUENCE)

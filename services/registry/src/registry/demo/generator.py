@@ -59,6 +59,8 @@ from pathlib import Path
 from typing import IO
 
 from registry.reconciliation.staging import COLUMNS
+from registry.reconciliation.staging import HOUSEHOLD_COLUMNS as IMPORTED_HOUSEHOLD_COLUMNS
+from registry.reconciliation.validation import PERSON_FIELDS
 from registry.region.codes import villages_in
 
 __all__ = [
@@ -638,35 +640,8 @@ def _household(
 
 # Columns of the household and person tables that the generator fills, in record order (for
 # COPY or INSERT straight into the registry; the rest take their server defaults).
-HOUSEHOLD_COLUMNS = (
-    "id",
-    "kk",
-    "village_code",
-    "address",
-    "decile",
-    "floor",
-    "wall",
-    "roof",
-    "water",
-    "sanitation",
-    "electricity",
-    "house_fit",
-)
-PERSON_COLUMNS = (
-    "id",
-    "nik",
-    "full_name",
-    "birth_date",
-    "sex",
-    "village_code",
-    "household_id",
-    "relationship",
-    "status",
-    "death_date",
-    "disability",
-    "education",
-    "occupation",
-)
+HOUSEHOLD_COLUMNS = ("id", "kk", *IMPORTED_HOUSEHOLD_COLUMNS)
+PERSON_COLUMNS = ("id", "nik", *PERSON_FIELDS)
 
 
 def household_record(h: SyntheticHousehold) -> tuple[object, ...]:
