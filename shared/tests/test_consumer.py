@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import REGISTRY
 from pydantic import BaseModel
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -298,3 +299,58 @@ class TestRebalance:
         assert sorted(seq for _, seq in applied) == list(range(len(events))), (
             "each event exactly once"
         )
+
+
+class Gated(Flaky):
+    """Holds each event until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def __call__(self, session: AsyncSession, payload: Happened, event: CloudEvent) -> None:
+        await self.gate.wait()
+        await super().__call__(session, payload, event)
+
+
+def _lag_samples(consumer: str) -> dict[tuple[str, str], float]:
+    return {
+        (sample.labels["topic"], sample.labels["partition"]): sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "simpul_consumer_lag_records"
+        for sample in metric.samples
+        if sample.labels["consumer"] == consumer
+    }
+
+
+class TestLag:
+    async def test_the_backlog_is_measured_until_it_is_handled_and_forgotten_on_stop(
+        self,
+        outbox_db: OutboxDatabase,
+        settings: SharedSettings,
+        producer_factory: Callable[[], AIOKafkaProducer],
+    ) -> None:
+        topic = unique_topic()
+        await publish_events(settings, topic, *(event("lag", seq) for seq in range(3)))
+        handler = Gated()
+        runner = runner_for(settings, outbox_db, topic, handler, producer_factory)
+        async with consuming(runner):
+            # The first batch is in hand, held at the gate: all three records are still behind.
+            await eventually(
+                lambda: _async(sum(runner.lag().values()) == 3), what="the backlog measured"
+            )
+            assert sum(_lag_samples(runner.name).values()) == 3
+            assert {tp.topic for tp in runner.lag()} == {topic}
+            handler.gate.set()
+            await eventually(lambda: _has(effects(outbox_db), 3), what="the backlog handled")
+            await eventually(
+                lambda: _async(bool(runner.lag()) and not any(runner.lag().values())),
+                what="caught up",
+            )
+            assert set(_lag_samples(runner.name).values()) == {0}
+        assert runner.lag() == {}
+        assert _lag_samples(runner.name) == {}, "a stopped runner still reports its lag"
+
+
+async def _async(value: bool) -> bool:
+    return value

@@ -14,7 +14,13 @@ from sqlalchemy import text
 from shared.db import session_scope
 from shared.embedded import free_port
 from shared.jobs import JobKind, schedule
-from shared.service import SessionDep, create_service_app, typed_settings
+from shared.service import (
+    ReadinessDetails,
+    ServiceRuntime,
+    SessionDep,
+    create_service_app,
+    typed_settings,
+)
 from shared.settings import SharedSettings
 from shared.state import app_state
 from shared.testing import DatabaseServer, eventually, running_service
@@ -157,3 +163,58 @@ def test_app_state_names_what_is_missing() -> None:
         app_state(app, "runtime", int)
     app.state.runtime = 7
     assert app_state(Request({"type": "http", "app": app}), "runtime", int) == 7
+
+
+class TestReadinessDetails:
+    """A service's details sit beside the checks and never make it unready."""
+
+    @staticmethod
+    def _app(settings: SharedSettings, details: ReadinessDetails) -> FastAPI:
+        return create_service_app(
+            settings,
+            title="edge",
+            description="details",
+            version="0",
+            routers=[],
+            run_relay=False,
+            run_consumers=False,
+            readiness_details=details,
+        )
+
+    async def test_details_are_reported_beside_the_checks(self, settings: SharedSettings) -> None:
+        async def details(runtime: ServiceRuntime) -> dict[str, object]:
+            return {"read_model": {"lag_seconds": 1.5}, "service": runtime.settings.service_name}
+
+        async with running_service(self._app(settings, details)) as service:
+            response = await service.client.get("/readyz")
+        assert response.status_code == 200, response.text
+        assert response.json() == {
+            "status": "ok",
+            "checks": {"database": "ok", "broker": "ok"},
+            "details": {"read_model": {"lag_seconds": 1.5}, "service": settings.service_name},
+        }
+
+    async def test_details_that_fail_are_reported_and_the_service_stays_ready(
+        self, settings: SharedSettings
+    ) -> None:
+        async def broken(runtime: ServiceRuntime) -> dict[str, object]:
+            raise RuntimeError("the read model's figures are away")
+
+        async with running_service(self._app(settings, broken)) as service:
+            response = await service.client.get("/readyz")
+        assert response.status_code == 200, response.text
+        assert response.json()["details"] == {"unavailable": "RuntimeError"}
+
+    async def test_an_unready_service_still_reports_its_details(
+        self, settings: SharedSettings
+    ) -> None:
+        async def details(runtime: ServiceRuntime) -> dict[str, object]:
+            return {"read_model": "behind"}
+
+        dead = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/gone"
+        app = self._app(settings.model_copy(update={"database_url": dead}), details)
+        async with running_service(app) as service:
+            response = await service.client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["checks"]["database"].startswith("down")
+        assert response.json()["details"] == {"read_model": "behind"}

@@ -239,6 +239,7 @@ PUBLIC_NAMES = {
     "shared.service": [
         "BackgroundWorker",
         "ConsumerSpec",
+        "ReadinessDetails",
         "ServiceRuntime",
         "SessionDep",
         "create_service_app",

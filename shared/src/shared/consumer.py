@@ -11,7 +11,10 @@ on_person_registered)}``; the runner does everything else:
   the error in its headers and carries on with the next event of the partition (later events
   of the same key pass it: order is traded for availability, the DLQ keeps the evidence);
 * commits offsets only after the database commit (at-least-once delivery, exactly-once effect);
-* on rebalance or shutdown, finishes the event in hand and commits what is done.
+* on rebalance or shutdown, finishes the event in hand and commits what is done;
+* after each fetch and each batch, records how many records of each partition it holds are not
+  handled yet (up to the high watermark the broker last reported) in
+  ``simpul_consumer_lag_records`` and :meth:`ConsumerRunner.lag`: 0 is caught up.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
-from prometheus_client import Counter
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from prometheus_client import Counter, Gauge
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Column, DateTime, MetaData, PrimaryKeyConstraint, Table, Text, func, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -50,6 +53,12 @@ P = TypeVar("P", bound=BaseModel)
 
 CONSUMED = Counter(
     "simpul_consumer_events_total", "Events handled by outcome", ["consumer", "type", "outcome"]
+)
+LAG = Gauge(
+    "simpul_consumer_lag_records",
+    "Records of a partition the consumer has not handled yet, up to the high watermark the "
+    "broker last reported, per partition the process holds (0: caught up)",
+    ["consumer", "topic", "partition"],
 )
 
 
@@ -114,13 +123,26 @@ class ConsumerRunner:
         self._backoff = backoff_seconds
         self._client_id = client_id or name
         self._stopping = asyncio.Event()
+        self._lag: dict[TopicPartition, int] = {}
         self.consumer: AIOKafkaConsumer | None = None
 
     def stop(self) -> None:
         self._stopping.set()
 
+    def lag(self) -> dict[TopicPartition, int]:
+        """Records not handled yet on each partition this runner holds, up to the high
+        watermark of its last fetch: empty before the first fetch, after a rebalance took them
+        all, and once stopped. 0 means caught up."""
+        return dict(self._lag)
+
     async def run(self) -> None:
         """Consume until :meth:`stop`; reconnects while the broker is away."""
+        try:
+            await self._run()
+        finally:
+            self._set_lag({})
+
+    async def _run(self) -> None:
         while not self._stopping.is_set():
             self.consumer = AIOKafkaConsumer(
                 *self.topics,
@@ -155,6 +177,8 @@ class ConsumerRunner:
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         while not self._stopping.is_set():
             batches = await consumer.getmany(timeout_ms=500, max_records=200)
+            # Behind by the batch in hand too, while it is being handled.
+            await self._measure_lag(consumer, {p: r[0].offset for p, r in batches.items() if r})
             for partition, records in batches.items():
                 for record in records:
                     await self.process(record)
@@ -163,6 +187,35 @@ class ConsumerRunner:
                         return
                 if records:
                     await self._commit(consumer, partition, records[-1].offset + 1)
+            await self._measure_lag(consumer, {})
+
+    async def _measure_lag(
+        self, consumer: AIOKafkaConsumer, in_hand: Mapping[TopicPartition, int]
+    ) -> None:
+        """Records not handled yet per partition: from the first record of the batch in hand
+        (``in_hand``: partition -> its offset), else from the position, to the high watermark."""
+        # High watermarks come with every fetch response, empty ones too; None: not fetched yet.
+        marks = {tp: consumer.highwater(tp) for tp in consumer.assignment()}
+        lag: dict[TopicPartition, int] = {}
+        for partition, highwater in marks.items():
+            if highwater is None:
+                continue
+            try:
+                next_offset = in_hand.get(partition)
+                if next_offset is None:
+                    next_offset = await consumer.position(partition)
+            except IllegalStateError:  # revoked by a rebalance meanwhile
+                continue
+            lag[partition] = max(highwater - next_offset, 0)
+        self._set_lag(lag)
+
+    def _set_lag(self, lag: dict[TopicPartition, int]) -> None:
+        for gone in self._lag.keys() - lag.keys():
+            with contextlib.suppress(KeyError):
+                LAG.remove(self.name, gone.topic, str(gone.partition))
+        for partition, behind in lag.items():
+            LAG.labels(self.name, partition.topic, str(partition.partition)).set(behind)
+        self._lag = lag
 
     async def _commit(
         self, consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int

@@ -4,6 +4,9 @@
 outbox relay, consumer runners) and starts and stops them in the right order.
 :func:`create_service_app` builds the FastAPI app around a runtime: problem+json errors, body
 limit, trace context, ``/healthz``, ``/readyz``, ``/metrics``, and the service's routers.
+``/readyz`` answers 503 when the database or the broker is down (``checks``); a service may add
+what an operator should see without it failing readiness (``details``: how far behind a read
+model is), through ``readiness_details``.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from shared.state import app_state
 __all__ = [
     "BackgroundWorker",
     "ConsumerSpec",
+    "ReadinessDetails",
     "ServiceRuntime",
     "SessionDep",
     "create_service_app",
@@ -68,6 +72,10 @@ class ConsumerSpec:
 # A service's own loop that runs next to the outbox relay (e.g. outbound webhooks): it gets the
 # runtime (sessionmaker, settings) and must return soon after ``runtime.stopping`` is set.
 BackgroundWorker = Callable[["ServiceRuntime"], Awaitable[None]]
+
+# What a service reports beside its readiness checks (``details`` of ``/readyz``): never a reason
+# to be unready. It gets the runtime (its consumer runners, sessionmaker) and must answer quickly.
+ReadinessDetails = Callable[["ServiceRuntime"], Awaitable[Mapping[str, Any]]]
 
 
 @dataclass
@@ -267,7 +275,17 @@ def _commits_before_answering(app: FastAPI) -> None:
         )
 
 
-def _operations_router() -> APIRouter:
+async def _details(runtime: ServiceRuntime, readiness_details: ReadinessDetails) -> dict[str, Any]:
+    """``readiness_details(runtime)``, or what kept it from answering: details that fail are
+    reported, they never fail readiness."""
+    try:
+        return dict(await asyncio.wait_for(readiness_details(runtime), timeout=2))
+    except Exception as exc:
+        log.warning("service.readiness_details_failed", extra={"error": repr(exc)})
+        return {"unavailable": type(exc).__name__}
+
+
+def _operations_router(readiness_details: ReadinessDetails | None = None) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz", summary="Liveness: the process is up")
@@ -284,10 +302,16 @@ def _operations_router() -> APIRouter:
         responses=readiness_problems,
     )
     async def readyz(request: Request) -> dict[str, Any]:
-        checks = await get_runtime(request).check_ready()
+        runtime = get_runtime(request)
+        checks = await runtime.check_ready()
+        details = (
+            {}
+            if readiness_details is None
+            else {"details": await _details(runtime, readiness_details)}
+        )
         if any(value != "ok" for value in checks.values()):
-            raise ServiceUnavailable("not ready", checks=checks)
-        return {"status": "ok", "checks": checks}
+            raise ServiceUnavailable("not ready", checks=checks, **details)
+        return {"status": "ok", "checks": checks, **details}
 
     @router.get(
         "/metrics",
@@ -323,13 +347,15 @@ def create_service_app(
     workers: Sequence[tuple[str, BackgroundWorker]] = (),
     jobs: Mapping[str, JobKind] | None = None,
     inner_middleware: Sequence[Middleware] = (),
+    readiness_details: ReadinessDetails | None = None,
 ) -> FastAPI:
     """The service's FastAPI app. ``body_limits`` overrides ``settings.max_body_bytes`` under
     path prefixes (file uploads), see :class:`~shared.errors.BodySizeLimitMiddleware`.
     ``workers`` are named background loops started where the relay runs, and so are the runners
     of ``jobs`` (kind -> :class:`~shared.jobs.JobKind`; the service migrates its ``job`` table).
     ``inner_middleware`` run inside the tracing and body-limit middleware, right before FastAPI's
-    routing (a hot path that answers some requests itself still gets traces and metrics)."""
+    routing (a hot path that answers some requests itself still gets traces and metrics).
+    ``readiness_details`` adds ``details`` to ``/readyz`` (see :data:`ReadinessDetails`)."""
     runtime = ServiceRuntime(
         settings,
         consumers=consumers,
@@ -373,7 +399,7 @@ def create_service_app(
         BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, limits=body_limits
     )
     app.add_middleware(TraceContextMiddleware, service=settings.service_name)
-    app.include_router(_operations_router())
+    app.include_router(_operations_router(readiness_details))
     for router in routers:
         app.include_router(router)
     _commits_before_answering(app)

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from programs.consumers import CONSUMERS
+from programs.consumers import CONSUMERS, REGISTRY_TOPICS
 from programs.enrolment import api as enrolment_api
 from programs.facts import api as facts_api
+from programs.facts.lag import read_model_details
 from programs.settings import ProgramsSettings
 from shared.service import create_service_app
 
@@ -24,4 +25,6 @@ def create_app(
         consumers=CONSUMERS,
         run_relay=run_relay,
         run_consumers=run_consumers,
+        # How far behind the registry the read model is, reported (never a reason to be unready).
+        readiness_details=read_model_details(REGISTRY_TOPICS),
     )

@@ -33,10 +33,17 @@ class PersonFact(Base):
     __tablename__ = "person_fact"
 
     person_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    # The family card (KK) the person is on; NULL for a person on none, and for facts stored
+    # before this column until the person's next event (or ``python -m programs rebuild-facts``).
+    household_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     village_code: Mapped[str] = mapped_column(String(10), index=True)
     birth_date: Mapped[date]
     sex: Mapped[str] = mapped_column(String(1))
     status: Mapped[str] = mapped_column(String(10))
+    # Relationship to the head of the card (head, spouse, child, parent, other) and disability,
+    # as the registry names them (its own columns are String(20) with CHECKed values).
+    relationship: Mapped[str] = mapped_column(String(20), server_default="other")
+    disability: Mapped[str] = mapped_column(String(20), server_default="none")
     # The registry's row version this fact reflects: an event with a version at or below it is
     # ignored, so an older event never overwrites a newer fact, whatever the clocks say. NULL
     # for a fact from an event without version (an older producer, or a row from before this
@@ -44,6 +51,32 @@ class PersonFact(Base):
     version: Mapped[int | None]
     # Time of the registry event last applied (the producer's clock: compared only between
     # facts and events that both lack a version).
+    as_of: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class HouseholdFact(Base):
+    """What programs knows of a registry family card (KK), fed only by `registry.household.v1`
+    events: the targeting facts eligibility rules read (decile, housing conditions)."""
+
+    __tablename__ = "household_fact"
+
+    household_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    village_code: Mapped[str] = mapped_column(String(10), index=True)
+    # DTSEN welfare decile, 1 = poorest 10 %; NULL: not ranked by BPS (yet).
+    decile: Mapped[int | None]
+    status: Mapped[str] = mapped_column(String(10))  # active, dissolved (merged into another)
+    # House fit to live in; False is an RTLH (rumah tidak layak huni) candidate.
+    house_fit: Mapped[bool]
+    floor: Mapped[str] = mapped_column(String(20))
+    wall: Mapped[str] = mapped_column(String(20))
+    roof: Mapped[str] = mapped_column(String(20))
+    water: Mapped[str] = mapped_column(String(20))
+    sanitation: Mapped[str] = mapped_column(String(20))
+    electricity: Mapped[str] = mapped_column(String(20))
+    # The registry's row version: an event at or below it changes nothing (every household
+    # event carries one; the registry's contract reads an absent one as 1).
+    version: Mapped[int]
+    # Time of the registry event last applied.
     as_of: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

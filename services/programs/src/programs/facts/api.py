@@ -10,7 +10,8 @@ from fastapi import APIRouter, Query
 from programs.dependencies import Reader
 from programs.errors import PersonFactNotFound
 from programs.facts import service
-from programs.facts.schemas import PersonFactPage, PersonFactRead
+from programs.facts.errors import HouseholdFactNotFound
+from programs.facts.schemas import HouseholdFactRead, PersonFactPage, PersonFactRead
 from shared.audit import Purpose
 from shared.errors import Forbidden, Unauthorized, problem_responses
 from shared.service import SessionDep
@@ -57,3 +58,21 @@ async def list_person_facts(
         session, caller=caller, purpose=purpose, region_prefix=region, after=after, limit=limit
     )
     return PersonFactPage(items=items, next_cursor=str(next_cursor) if next_cursor else None)
+
+
+@router.get(
+    "/household-facts/{household_id}",
+    response_model=HouseholdFactRead,
+    tags=["read model"],
+    responses=problem_responses(Unauthorized, Forbidden, HouseholdFactNotFound),
+)
+async def read_household_fact(
+    household_id: uuid.UUID,
+    session: SessionDep,
+    caller: Reader,
+    purpose: Purpose,
+) -> HouseholdFactRead:
+    """One registry household programs has received by events, with its living members."""
+    return await service.read_household_fact(
+        session, household_id=household_id, caller=caller, purpose=purpose
+    )
