@@ -63,6 +63,7 @@ DEVELOPMENT_SCOPES = (
     "registry:admin",
     "programs:read",
     "programs:enrol",
+    "programs:admin",
     "referrals:read",
     "referrals:write",
     "complaints:read",

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from programs.catalogue import api as catalogue_api
 from programs.consumers import CONSUMERS, REGISTRY_TOPICS
 from programs.enrolment import api as enrolment_api
 from programs.facts import api as facts_api
@@ -21,7 +22,7 @@ def create_app(
             "PBI-JK and Sekolah Rakyat, from a local read model of registry facts fed by events."
         ),
         version="0.1.0",
-        routers=[enrolment_api.router, facts_api.router],
+        routers=[catalogue_api.router, enrolment_api.router, facts_api.router],
         consumers=CONSUMERS,
         run_relay=run_relay,
         run_consumers=run_consumers,

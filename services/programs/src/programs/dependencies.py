@@ -10,3 +10,4 @@ from shared.auth import Caller, require_scope
 
 Reader = Annotated[Caller, Depends(require_scope("programs:read"))]
 Enroller = Annotated[Caller, Depends(require_scope("programs:enrol"))]
+Administrator = Annotated[Caller, Depends(require_scope("programs:admin"))]

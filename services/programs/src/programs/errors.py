@@ -2,23 +2,41 @@
 
 NotFound
 ├── EnrolmentNotFound          404  no such enrolment, or outside the caller's region
-└── PersonFactNotFound         404  no registry fact (yet), or outside the caller's region
+├── HouseholdFactNotFound      404  no registry fact of the card (yet), or outside the region
+├── PersonFactNotFound         404  no registry fact (yet), or outside the caller's region
+└── ProgrammeNotFound          404  no programme has the code
 UnprocessableContent
-└── PersonNotKnown             422  the registry has not (yet) told programs about the person
+├── PersonNotKnown             422  the registry has not (yet) told programs about the person
+└── InvalidRule                422  an eligibility rule that cannot be read (``field`` says where)
 Conflict
-└── AlreadyEnrolled            409  the person already has an active enrolment in the programme
+├── AlreadyEnrolled            409  the person already has an active enrolment in the programme
+└── ProgrammeExists            409  a programme with the code exists already
 """
 
 from __future__ import annotations
 
 from shared.errors import Conflict, NotFound, UnprocessableContent
 
-__all__ = ["AlreadyEnrolled", "EnrolmentNotFound", "PersonFactNotFound", "PersonNotKnown"]
+__all__ = [
+    "AlreadyEnrolled",
+    "EnrolmentNotFound",
+    "HouseholdFactNotFound",
+    "InvalidRule",
+    "PersonFactNotFound",
+    "PersonNotKnown",
+    "ProgrammeExists",
+    "ProgrammeNotFound",
+]
 
 
 class EnrolmentNotFound(NotFound):
     type = "enrolment-not-found"
     title = "Enrolment not found"
+
+
+class HouseholdFactNotFound(NotFound):
+    type = "household-fact-not-found"
+    title = "Programs has no registry fact for this household (yet), or it is outside your region"
 
 
 class PersonFactNotFound(NotFound):
@@ -34,3 +52,18 @@ class PersonNotKnown(UnprocessableContent):
 class AlreadyEnrolled(Conflict):
     type = "already-enrolled"
     title = "The person is already enrolled in this programme"
+
+
+class ProgrammeNotFound(NotFound):
+    type = "programme-not-found"
+    title = "No programme has this code"
+
+
+class InvalidRule(UnprocessableContent):
+    type = "invalid-rule"
+    title = "The eligibility rule cannot be read"
+
+
+class ProgrammeExists(Conflict):
+    type = "programme-exists"
+    title = "A programme with this code exists already"

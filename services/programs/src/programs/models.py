@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, Index, String, text
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, String, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.audit import audit_table
@@ -115,3 +117,49 @@ class Enrolment(TimestampMixin, Base):
     region_code: Mapped[str] = mapped_column(String(10), index=True)
     status: Mapped[str] = mapped_column(String(10), default="active", server_default="active")
     enrolled_by_agency: Mapped[str] = mapped_column(String(100))
+
+
+class Programme(TimestampMixin, Base):
+    """A programme of the catalogue: who runs it, who it is for, what it gives, and which
+    version of its eligibility rule is in force (:mod:`programs.catalogue`)."""
+
+    __tablename__ = "programme"
+    __table_args__ = (
+        CheckConstraint("code ~ '^[A-Z][A-Z0-9_]{1,29}$'", name="code_format"),
+        CheckConstraint("unit IN ('person', 'household')", name="unit_values"),
+        CheckConstraint(
+            "benefit_kind IN ('cash', 'premium', 'in_kind', 'membership')",
+            name="benefit_kind_values",
+        ),
+        CheckConstraint(
+            "benefit_period IN ('once', 'meal', 'month', 'quarter', 'year')",
+            name="benefit_period_values",
+        ),
+        CheckConstraint("benefit_amount >= 0", name="benefit_amount_not_negative"),
+    )
+
+    code: Mapped[str] = mapped_column(String(30), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    agency: Mapped[str] = mapped_column(String(100))
+    unit: Mapped[str] = mapped_column(String(10))
+    benefit_kind: Mapped[str] = mapped_column(String(20))
+    benefit_amount: Mapped[int | None] = mapped_column(BigInteger)
+    benefit_period: Mapped[str | None] = mapped_column(String(10))
+    benefit_description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    source: Mapped[str] = mapped_column(Text, default="", server_default="")
+    rule_version: Mapped[int]
+
+
+class EligibilityRule(Base):
+    """One version of a programme's rule; a change is a new row, never an update."""
+
+    __tablename__ = "eligibility_rule"
+
+    programme: Mapped[str] = mapped_column(ForeignKey("programme.code"), primary_key=True)
+    version: Mapped[int] = mapped_column(primary_key=True)
+    rule: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    note: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )

@@ -8,9 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from programs.dependencies import Reader
-from programs.errors import PersonFactNotFound
+from programs.errors import HouseholdFactNotFound, PersonFactNotFound
 from programs.facts import service
-from programs.facts.errors import HouseholdFactNotFound
 from programs.facts.schemas import HouseholdFactRead, PersonFactPage, PersonFactRead
 from shared.audit import Purpose
 from shared.errors import Forbidden, Unauthorized, problem_responses

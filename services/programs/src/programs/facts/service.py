@@ -17,8 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from programs.errors import PersonFactNotFound
-from programs.facts.errors import HouseholdFactNotFound
+from programs.errors import HouseholdFactNotFound, PersonFactNotFound
 from programs.facts.schemas import HouseholdFactRead, PersonFactRead
 from programs.models import HouseholdFact, PersonFact, ReferralFact, audit_log
 from shared.audit import read_in_region, record_read

@@ -1,0 +1,1 @@
+"""The programme catalogue: programmes, their benefits and their versioned eligibility rules."""
