@@ -88,6 +88,9 @@ class TestCreateEnrolment:
         await create_enrolment(programs_session, enrolment_in=pbi_jk, caller=OFFICER)
         with pytest.raises(AlreadyEnrolled, match="SEKOLAH_RAKYAT enrolment is already active"):
             await create_enrolment(programs_session, enrolment_in=sekolah_rakyat, caller=OFFICER)
+        # The refusal rolled back its savepoint only: the unit of work goes on.
+        bpnt = EnrolmentCreate(person_id=person_id, programme="BPNT")
+        assert (await create_enrolment(programs_session, enrolment_in=bpnt, caller=OFFICER)).id
 
     async def test_a_person_the_registry_never_announced_is_not_known(
         self, programs_session: AsyncSession, seed: str

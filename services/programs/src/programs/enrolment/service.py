@@ -34,9 +34,10 @@ async def create_enrolment(
         status="active",
         enrolled_by_agency=caller.agency,
     )
-    session.add(enrolment)
     try:
+        # Added inside the savepoint, so a refused row leaves the session usable.
         async with session.begin_nested():
+            session.add(enrolment)
             await session.flush()
     except IntegrityError as exc:
         raise AlreadyEnrolled(f"{enrolment_in.programme} enrolment is already active") from exc
