@@ -524,7 +524,8 @@ BROKEN = [
     broken("registry.person.died.v1", "status dead", "data.status", "dead", "enum"),
     broken("registry.person.died.v1", "source neighbour", "data.source", "neighbour", "enum"),
     broken("registry.household.registered.v1", "status closed", "data.status", "closed", "enum"),
-    broken("programs.enrolment.created.v1", "programme KIP", "data.programme", "KIP", "enum"),
+    # The programmes are catalogue data, so a code is checked by its form, not a list.
+    broken("programs.enrolment.created.v1", "programme pkh", "data.programme", "pkh", "pattern"),
     broken("referrals.referral.created.v1", "service spa", "data.service_type", "spa", "enum"),
     broken("complaints.complaint.filed.v1", "channel email", "data.channel", "email", "enum"),
     # Ranges, patterns and formats.

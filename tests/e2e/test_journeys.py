@@ -57,14 +57,48 @@ async def fact_of(simpul: Simpul, person_id: str, headers: dict[str, str]) -> di
     return response.json() if response.status_code == 200 else None
 
 
+async def household_fact_of(
+    simpul: Simpul, household_id: str, headers: dict[str, str]
+) -> dict[str, Any] | None:
+    response = await simpul.programs.client.get(
+        f"/v1/household-facts/{household_id}", params={"purpose": "journey check"}, headers=headers
+    )
+    assert response.status_code in (200, 404), response.text
+    return response.json() if response.status_code == 200 else None
+
+
 class TestRegistryToPrograms:
-    async def test_programs_learns_of_a_registered_person_and_can_enrol_them(
+    async def test_programs_learns_of_a_registered_family_and_can_enrol_them(
         self, simpul: Simpul, auth_header: Callable[..., dict[str, str]]
     ) -> None:
         headers = auth_header()
-        person = await register(simpul, headers)
+        card = await simpul.registry.client.post(
+            "/v1/households",
+            json={
+                "kk": f"177101{date(2010, 1, 1) + timedelta(days=sequence_number() % 5000):%d%m%y}"
+                f"{sequence_number() % 9999 + 1:04d}",
+                "village_code": VILLAGE,
+                "address": "Jl. Merapi No. 12, RT 003 RW 001",
+                "decile": 2,
+            },
+            headers=headers,
+        )
+        assert card.status_code == 201, card.text
+        response = await simpul.registry.client.post(
+            "/v1/persons",
+            json={**person_body(), "household_id": card.json()["id"], "relationship": "head"},
+            headers=headers,
+        )
+        assert response.status_code == 201, response.text
+        person = response.json()
         fact = await eventually(
             lambda: fact_of(simpul, person["id"], headers), what="programs' read model updated"
+        )
+        assert fact["household_id"] == card.json()["id"]
+        # The card's own event reached programs too: PKH reads its decile.
+        await eventually(
+            lambda: household_fact_of(simpul, card.json()["id"], headers),
+            what="programs knows the card",
         )
         assert (fact["village_code"], fact["birth_date"], fact["sex"]) == (
             VILLAGE,

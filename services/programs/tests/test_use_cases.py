@@ -14,6 +14,7 @@ from programs.enrolment.service import create_enrolment, read_enrolment
 from programs.errors import AlreadyEnrolled, EnrolmentNotFound, PersonNotKnown
 from programs.events import ENROLMENT_CREATED
 from programs.facts.service import (
+    apply_household_fact,
     apply_person_fact,
     list_person_facts,
     read_person_fact,
@@ -45,7 +46,26 @@ async def known_person(
     as_of: datetime = AS_OF,
     status: str = "alive",
 ) -> uuid.UUID:
-    """A fact as the registry's person event would leave it, through the consumer's use case."""
+    """A fact as the registry's events would leave it, through the consumer's use cases: a
+    girl of twelve heading a card of her own in decile 1 (every seeded child programme admits
+    her)."""
+    card = uuid.uuid5(person_id, "card")
+    await apply_household_fact(
+        session,
+        household_id=card,
+        village_code=village_code,
+        decile=1,
+        status="active",
+        house_fit=False,
+        floor="earth",
+        wall="bamboo",
+        roof="zinc",
+        water="unprotected",
+        sanitation="none",
+        electricity="none",
+        version=1,
+        as_of=as_of,
+    )
     await apply_person_fact(
         session,
         person_id=person_id,
@@ -55,6 +75,8 @@ async def known_person(
         status=status,
         version=version,
         as_of=as_of,
+        household_id=card,
+        relationship="head",
     )
     return person_id
 

@@ -7,6 +7,8 @@ NotFound
 └── ProgrammeNotFound          404  no programme has the code
 UnprocessableContent
 ├── PersonNotKnown             422  the registry has not (yet) told programs about the person
+├── UnknownProgramme           422  the enrolment names a programme the catalogue does not hold
+├── NotEligible                422  the rule in force refuses the person (``errors`` names why)
 └── InvalidRule                422  an eligibility rule that cannot be read (``field`` says where)
 Conflict
 ├── AlreadyEnrolled            409  the person already has an active enrolment in the programme
@@ -22,10 +24,12 @@ __all__ = [
     "EnrolmentNotFound",
     "HouseholdFactNotFound",
     "InvalidRule",
+    "NotEligible",
     "PersonFactNotFound",
     "PersonNotKnown",
     "ProgrammeExists",
     "ProgrammeNotFound",
+    "UnknownProgramme",
 ]
 
 
@@ -67,3 +71,13 @@ class InvalidRule(UnprocessableContent):
 class ProgrammeExists(Conflict):
     type = "programme-exists"
     title = "A programme with this code exists already"
+
+
+class UnknownProgramme(UnprocessableContent):
+    type = "unknown-programme"
+    title = "The catalogue holds no programme with this code"
+
+
+class NotEligible(UnprocessableContent):
+    type = "not-eligible"
+    title = "The programme's eligibility rule refuses this person"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,7 +11,9 @@ SOURCE = "/simpul/programs"
 ENROLMENT_TOPIC = "programs.enrolment.v1"
 ENROLMENT_CREATED = "programs.enrolment.created.v1"
 
-Programme = Literal["PKH", "BPNT", "BLT", "PBI_JK", "SEKOLAH_RAKYAT"]
+# A catalogue code (GET /v1/programmes lists them): PKH, BPNT, BLT, PBI_JK, SEKOLAH_RAKYAT,
+# MBG, RTLH, KOPDES_MERAH_PUTIH, and those the ministry adds.
+Programme = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{1,29}$", examples=["PKH"])]
 
 
 class EnrolmentCreated(BaseModel):
@@ -23,6 +25,12 @@ class EnrolmentCreated(BaseModel):
     person_id: uuid.UUID
     programme: Programme
     region_code: str = Field(pattern=r"^[0-9]{10}$")
+    household_id: uuid.UUID | None = Field(
+        default=None, description="The family card, for a household programme"
+    )
+    rule_version: int | None = Field(
+        default=None, ge=1, description="The version of the rule the decision was made under"
+    )
 
 
 PUBLISHED: dict[str, tuple[str, type[BaseModel]]] = {

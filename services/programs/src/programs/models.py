@@ -95,28 +95,47 @@ class ReferralFact(Base):
 
 
 class Enrolment(TimestampMixin, Base):
+    """A person, or a family card through the person who applied for it, in a programme: the
+    decision it was admitted under (the rule version and its explanation) stays with it."""
+
     __tablename__ = "enrolment"
     __table_args__ = (
-        CheckConstraint(
-            "programme IN ('PKH', 'BPNT', 'BLT', 'PBI_JK', 'SEKOLAH_RAKYAT')",
-            name="programme_values",
-        ),
         CheckConstraint("status IN ('active', 'graduated', 'exited')", name="status_values"),
+        CheckConstraint("unit IN ('person', 'household')", name="unit_values"),
+        CheckConstraint(
+            "unit = 'person' OR household_id IS NOT NULL", name="household_unit_has_household"
+        ),
+        # One active enrolment per person, or per card for a household programme: the database
+        # holds the line however many requests race.
         Index(
             "uq_enrolment_active_person_programme",
             "person_id",
             "programme",
             unique=True,
-            postgresql_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active' AND unit = 'person'"),
+        ),
+        Index(
+            "uq_enrolment_active_household_programme",
+            "household_id",
+            "programme",
+            unique=True,
+            postgresql_where=text("status = 'active' AND unit = 'household'"),
         ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     person_id: Mapped[uuid.UUID] = mapped_column(index=True)
-    programme: Mapped[str] = mapped_column(String(20))
+    programme: Mapped[str] = mapped_column(ForeignKey("programme.code"))
+    # The programme's unit when enrolled (person or household), kept for the unique indexes.
+    unit: Mapped[str] = mapped_column(String(10), server_default="person")
+    household_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     region_code: Mapped[str] = mapped_column(String(10), index=True)
     status: Mapped[str] = mapped_column(String(10), default="active", server_default="active")
     enrolled_by_agency: Mapped[str] = mapped_column(String(100))
+    # The rule version and the explanation of the decision that admitted it (NULL for the
+    # enrolments made before decisions were recorded).
+    rule_version: Mapped[int | None]
+    decision: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class Programme(TimestampMixin, Base):

@@ -40,9 +40,11 @@ __all__ = [
     "CODE_PATH",
     "create_programme",
     "decide",
+    "decision_of",
     "eligible_people",
     "list_programmes",
     "new_rule_version",
+    "programme_in_force",
     "read_programme",
     "read_rule_history",
     "rule_facts",
@@ -112,7 +114,7 @@ async def list_programmes(session: AsyncSession) -> list[ProgrammeRead]:
     return [_programme_read(programme, rule) for programme, rule in rows]
 
 
-async def _programme_and_rule(
+async def programme_in_force(
     session: AsyncSession, code: str, *, lock: bool = False
 ) -> tuple[Programme, EligibilityRule]:
     """The programme and its rule in force; ``lock`` holds the programme row until the
@@ -129,7 +131,7 @@ async def _programme_and_rule(
 
 
 async def read_programme(session: AsyncSession, *, code: str) -> ProgrammeRead:
-    return _programme_read(*await _programme_and_rule(session, code))
+    return _programme_read(*await programme_in_force(session, code))
 
 
 async def create_programme(
@@ -175,7 +177,7 @@ async def new_rule_version(
 ) -> RuleVersionRead:
     """The programme's next rule version, in force from now; earlier decisions keep theirs."""
     _parsed(rule_in.rule)
-    programme, current = await _programme_and_rule(session, code, lock=True)
+    programme, current = await programme_in_force(session, code, lock=True)
     rule = EligibilityRule(
         programme=code,
         version=current.version + 1,
@@ -191,7 +193,7 @@ async def new_rule_version(
 
 
 async def read_rule_history(session: AsyncSession, *, code: str) -> RuleHistory:
-    await _programme_and_rule(session, code)
+    await programme_in_force(session, code)
     rows = await session.scalars(
         select(EligibilityRule)
         .where(EligibilityRule.programme == code)
@@ -239,6 +241,22 @@ def _explanation(explained: rules.Explanation) -> Explanation:
     )
 
 
+def decision_of(programme: Programme, rule: EligibilityRule, loaded: PersonFacts) -> Decision:
+    """The decision ``rule`` makes about the person of ``loaded`` (and their card) on the day
+    ``loaded`` was read for, clause by clause."""
+    explained = rules.explain(rules.parse_rule(rule.rule), rule_facts(loaded))
+    return Decision(
+        programme=programme.code,
+        person_id=loaded.person.person_id,
+        household_id=loaded.person.household_id,
+        on=loaded.on,
+        eligible=explained.passed,
+        rule_version=rule.version,
+        failed=[clause.rule for clause in explained.failed_clauses()],
+        explanation=_explanation(explained),
+    )
+
+
 async def decide(
     session: AsyncSession,
     *,
@@ -250,12 +268,10 @@ async def decide(
 ) -> Decision:
     """Whether ``person_id`` (for a household programme: their card) meets the rule in force,
     clause by clause; reading the person's facts is audited."""
-    _, rule_row = await _programme_and_rule(session, code)
-    day = on or today()
-    loaded = await load_person_facts(session, person_id, on=day)
+    programme, rule_row = await programme_in_force(session, code)
+    loaded = await load_person_facts(session, person_id, on=on or today())
     if loaded is None or not caller.may_see(loaded.person.village_code):
         raise PersonFactNotFound()
-    explained = rules.explain(rules.parse_rule(rule_row.rule), rule_facts(loaded))
     await record_read(
         session,
         audit_log,
@@ -265,16 +281,7 @@ async def decide(
         resource_ids=[str(person_id)],
         action="decide",
     )
-    return Decision(
-        programme=code,
-        person_id=person_id,
-        household_id=loaded.person.household_id,
-        on=day,
-        eligible=explained.passed,
-        rule_version=rule_row.version,
-        failed=[clause.rule for clause in explained.failed_clauses()],
-        explanation=_explanation(explained),
-    )
+    return decision_of(programme, rule_row, loaded)
 
 
 async def eligible_people(
@@ -291,7 +298,7 @@ async def eligible_people(
     """One keyset page of the people the rule in force selects, inside the caller's regions
     (and ``region``), in one statement. For a household programme: the living heads of the
     cards it selects. Every returned id is audited."""
-    programme, rule_row = await _programme_and_rule(session, code)
+    programme, rule_row = await programme_in_force(session, code)
     day = on or today()
     person = PersonFact.__table__.alias("p")
     household = HouseholdFact.__table__.alias("h")

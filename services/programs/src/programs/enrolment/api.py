@@ -10,7 +10,13 @@ from fastapi.responses import JSONResponse
 from programs.dependencies import Enroller, Reader
 from programs.enrolment import service
 from programs.enrolment.schemas import EnrolmentCreate, EnrolmentRead
-from programs.errors import AlreadyEnrolled, EnrolmentNotFound, PersonNotKnown
+from programs.errors import (
+    AlreadyEnrolled,
+    EnrolmentNotFound,
+    NotEligible,
+    PersonNotKnown,
+    UnknownProgramme,
+)
 from shared.errors import Forbidden, Unauthorized, problem_responses
 from shared.idempotency import IdempotencyDep, IdempotencyKeyConflict, IdempotencyKeyInFlight
 from shared.service import SessionDep
@@ -27,6 +33,8 @@ router = APIRouter(prefix="/v1")
         Unauthorized,
         Forbidden,
         PersonNotKnown,
+        UnknownProgramme,
+        NotEligible,
         AlreadyEnrolled,
         IdempotencyKeyConflict,
         IdempotencyKeyInFlight,
@@ -38,7 +46,9 @@ async def create_enrolment(
     caller: Enroller,
     idempotency: IdempotencyDep,
 ) -> JSONResponse:
-    """Enrol a registry person in a programme; emits `programs.enrolment.created.v1`."""
+    """Enrol a registry person (for a household programme: their family card) if the rule in
+    force admits them; a refusal is a 422 `not-eligible` naming the clauses that failed. Emits
+    `programs.enrolment.created.v1`."""
     if (replay := await idempotency.begin(session, caller, enrolment_in)) is not None:
         return replay
     enrolment = await service.create_enrolment(session, enrolment_in=enrolment_in, caller=caller)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,7 +27,13 @@ class EnrolmentRead(BaseModel):
     id: uuid.UUID
     person_id: uuid.UUID
     programme: Programme
+    unit: Literal["person", "household"]
+    household_id: uuid.UUID | None = Field(description="The family card, for a household programme")
     region_code: str
     status: Literal["active", "graduated", "exited"]
     enrolled_by_agency: str
     created_at: datetime
+    rule_version: int | None = Field(description="The rule version the decision was made under")
+    decision: dict[str, Any] | None = Field(
+        description="Why the person was admitted: each clause, the fact it read, pass or fail"
+    )

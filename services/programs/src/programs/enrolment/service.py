@@ -7,10 +7,19 @@ import uuid
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from programs.catalogue import service as catalogue
 from programs.enrolment.schemas import EnrolmentCreate
-from programs.errors import AlreadyEnrolled, EnrolmentNotFound, PersonNotKnown
+from programs.errors import (
+    AlreadyEnrolled,
+    EnrolmentNotFound,
+    NotEligible,
+    PersonNotKnown,
+    ProgrammeNotFound,
+    UnknownProgramme,
+)
 from programs.events import ENROLMENT_CREATED, ENROLMENT_TOPIC, SOURCE, EnrolmentCreated
-from programs.models import Enrolment, PersonFact
+from programs.facts.service import load_person_facts
+from programs.models import Enrolment
 from shared.auth import Caller
 from shared.outbox import add_event
 
@@ -20,19 +29,41 @@ __all__ = ["create_enrolment", "read_enrolment"]
 async def create_enrolment(
     session: AsyncSession, *, enrolment_in: EnrolmentCreate, caller: Caller
 ) -> Enrolment:
-    fact = await session.get(PersonFact, enrolment_in.person_id)
-    if fact is None or not caller.may_see(fact.village_code):
+    """Enrol a person (for a household programme: their family card) if the programme's rule in
+    force admits them today; the decision's rule version and explanation stay with the
+    enrolment, and a refusal names the clauses that failed."""
+    try:
+        programme, rule = await catalogue.programme_in_force(session, enrolment_in.programme)
+    except ProgrammeNotFound as exc:
+        raise UnknownProgramme(str(exc), field="programme") from exc
+    loaded = await load_person_facts(session, enrolment_in.person_id, on=catalogue.today())
+    if loaded is None or not caller.may_see(loaded.person.village_code):
         raise PersonNotKnown(
             "register the person in the registry first; programs learns of them from its events",
             field="person_id",
         )
+    decision = catalogue.decision_of(programme, rule, loaded)
+    if not decision.eligible:
+        raise NotEligible(
+            f"{programme.code} rule version {rule.version} refuses: {'; '.join(decision.failed)}",
+            rule_version=rule.version,
+            errors=[
+                {"field": "body.person_id", "message": clause, "type": "rule_clause_failed"}
+                for clause in decision.failed
+            ],
+        )
+    household_id = loaded.person.household_id
     enrolment = Enrolment(
         id=uuid.uuid4(),
-        person_id=fact.person_id,
-        programme=enrolment_in.programme,
-        region_code=fact.village_code,
+        person_id=loaded.person.person_id,
+        programme=programme.code,
+        unit=programme.unit,
+        household_id=household_id,
+        region_code=loaded.person.village_code,
         status="active",
         enrolled_by_agency=caller.agency,
+        rule_version=rule.version,
+        decision=decision.explanation.model_dump(mode="json"),
     )
     try:
         # Added inside the savepoint, so a refused row leaves the session usable.
@@ -40,7 +71,10 @@ async def create_enrolment(
             session.add(enrolment)
             await session.flush()
     except IntegrityError as exc:
-        raise AlreadyEnrolled(f"{enrolment_in.programme} enrolment is already active") from exc
+        whose = "the family card's" if programme.unit == "household" else "an"
+        raise AlreadyEnrolled(
+            f"{enrolment_in.programme} enrolment is already active ({whose} enrolment)"
+        ) from exc
     await session.refresh(enrolment)
     await add_event(
         session,
@@ -51,8 +85,10 @@ async def create_enrolment(
         data=EnrolmentCreated(
             enrolment_id=enrolment.id,
             person_id=enrolment.person_id,
-            programme=enrolment_in.programme,
+            programme=enrolment.programme,
             region_code=enrolment.region_code,
+            household_id=enrolment.household_id,
+            rule_version=enrolment.rule_version,
         ),
     )
     return enrolment
