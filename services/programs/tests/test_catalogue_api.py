@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from programs.catalogue.seed import seed_rows
@@ -64,6 +65,18 @@ async def _family(
     await publish_events(settings, PERSON_TOPIC, *events[1:])
     await eventually(lambda: handled(settings, *events), what="the family announced")
     return head, pupil
+
+
+async def decide(
+    service: RunningService, person: uuid.UUID, headers: dict[str, str], **body: Any
+) -> httpx.Response:
+    """Ask for a Sekolah Rakyat decision on ``person`` (``body`` adds or replaces fields)."""
+    return await service.client.post(
+        "/v1/programmes/SEKOLAH_RAKYAT/decisions",
+        params=PURPOSE,
+        json={"person_id": str(person), "on": ON, **body},
+        headers=headers,
+    )
 
 
 class TestCatalogue:
@@ -196,12 +209,7 @@ class TestDecisions:
         seed: str,
     ) -> None:
         _, child = await _family(programs_settings, seed, decile=1)
-        response = await programs_service.client.post(
-            "/v1/programmes/SEKOLAH_RAKYAT/decisions",
-            params=PURPOSE,
-            json={"person_id": str(child), "on": ON},
-            headers=auth_header(regions=["1771"]),
-        )
+        response = await decide(programs_service, child, auth_header(regions=["1771"]))
         assert response.status_code == 200, response.text
         decision = response.json()
         assert decision["eligible"] is True
@@ -228,14 +236,7 @@ class TestDecisions:
         seed: str,
     ) -> None:
         _, child = await _family(programs_settings, seed, decile=1, status="deceased")
-        decision = (
-            await programs_service.client.post(
-                "/v1/programmes/SEKOLAH_RAKYAT/decisions",
-                params=PURPOSE,
-                json={"person_id": str(child), "on": ON},
-                headers=auth_header(),
-            )
-        ).json()
+        decision = (await decide(programs_service, child, auth_header())).json()
         assert decision["eligible"] is False
         assert decision["failed"] == ["person.status is alive"]
 
@@ -250,14 +251,7 @@ class TestDecisions:
         eligible: bool,
     ) -> None:
         _, child = await _family(programs_settings, seed, decile=decile)
-        decision = (
-            await programs_service.client.post(
-                "/v1/programmes/SEKOLAH_RAKYAT/decisions",
-                params=PURPOSE,
-                json={"person_id": str(child), "on": ON},
-                headers=auth_header(),
-            )
-        ).json()
+        decision = (await decide(programs_service, child, auth_header())).json()
         assert decision["eligible"] is eligible
         assert decision["failed"] == ([] if eligible else ["household.decile at most 2"])
 
@@ -269,12 +263,7 @@ class TestDecisions:
         seed: str,
     ) -> None:
         _, child = await _family(programs_settings, seed, decile=1)
-        response = await programs_service.client.post(
-            "/v1/programmes/SEKOLAH_RAKYAT/decisions",
-            params=PURPOSE,
-            json={"person_id": str(child)},
-            headers=auth_header(regions=["1701"]),
-        )
+        response = await decide(programs_service, child, auth_header(regions=["1701"]))
         assert response.status_code == 404
 
     async def test_a_decision_needs_a_purpose(

@@ -5,8 +5,10 @@ for a household programme. The facts arrive as registry events."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 
+import httpx
 import pytest
 
 from programs.settings import ProgramsSettings
@@ -22,6 +24,16 @@ def seed(request: pytest.FixtureRequest) -> str:
     return str(request.node.nodeid)
 
 
+async def enrol(
+    service: RunningService, person: uuid.UUID, programme: str, headers: dict[str, str]
+) -> httpx.Response:
+    return await service.client.post(
+        "/v1/enrolments",
+        json={"person_id": str(person), "programme": programme},
+        headers=headers,
+    )
+
+
 class TestEnrolmentDecisions:
     @pytest.mark.parametrize("programme", ["MBG", "SEKOLAH_RAKYAT", "PBI_JK"])
     async def test_a_poor_child_is_enrolled_and_the_decision_is_kept(
@@ -33,11 +45,7 @@ class TestEnrolmentDecisions:
         programme: str,
     ) -> None:
         _, child = await _family(programs_settings, seed, decile=1)
-        response = await programs_service.client.post(
-            "/v1/enrolments",
-            json={"person_id": str(child), "programme": programme},
-            headers=auth_header(),
-        )
+        response = await enrol(programs_service, child, programme, auth_header())
         assert response.status_code == 201, response.text
         enrolment = response.json()
         assert (enrolment["programme"], enrolment["unit"]) == (programme, "person")
@@ -53,11 +61,7 @@ class TestEnrolmentDecisions:
         seed: str,
     ) -> None:
         _, child = await _family(programs_settings, seed, decile=1, status="deceased")
-        response = await programs_service.client.post(
-            "/v1/enrolments",
-            json={"person_id": str(child), "programme": "SEKOLAH_RAKYAT"},
-            headers=auth_header(),
-        )
+        response = await enrol(programs_service, child, "SEKOLAH_RAKYAT", auth_header())
         assert response.status_code == 422, response.text
         problem = response.json()
         assert problem["type"].endswith("/not-eligible")
@@ -76,11 +80,7 @@ class TestEnrolmentDecisions:
         seed: str,
     ) -> None:
         head, _ = await _family(programs_settings, seed, decile=10)
-        response = await programs_service.client.post(
-            "/v1/enrolments",
-            json={"person_id": str(head), "programme": "PKH"},
-            headers=auth_header(),
-        )
+        response = await enrol(programs_service, head, "PKH", auth_header())
         assert response.status_code == 422
         assert [e["message"] for e in response.json()["errors"]] == ["household.decile at most 4"]
 
@@ -92,17 +92,13 @@ class TestEnrolmentDecisions:
         seed: str,
     ) -> None:
         head, child = await _family(programs_settings, seed, decile=2)
-        client, headers = programs_service.client, auth_header()
-        first = await client.post(
-            "/v1/enrolments", json={"person_id": str(head), "programme": "RTLH"}, headers=headers
-        )
+        headers = auth_header()
+        first = await enrol(programs_service, head, "RTLH", headers)
         assert first.status_code == 201, first.text
         assert first.json()["unit"] == "household"
         assert first.json()["household_id"] is not None
         # The same card through another member: the card is enrolled already.
-        second = await client.post(
-            "/v1/enrolments", json={"person_id": str(child), "programme": "RTLH"}, headers=headers
-        )
+        second = await enrol(programs_service, child, "RTLH", headers)
         assert second.status_code == 409, second.text
         assert "family card" in second.json()["detail"]
 
@@ -116,11 +112,7 @@ class TestEnrolmentDecisions:
         head, child = await _family(programs_settings, seed, decile=1)
         answers = await asyncio.gather(
             *(
-                programs_service.client.post(
-                    "/v1/enrolments",
-                    json={"person_id": str(who), "programme": "BPNT"},
-                    headers=auth_header(),
-                )
+                enrol(programs_service, who, "BPNT", auth_header())
                 for who in (head, child, head, child)
             )
         )
@@ -134,10 +126,6 @@ class TestEnrolmentDecisions:
         seed: str,
     ) -> None:
         _, child = await _family(programs_settings, seed, decile=1)
-        response = await programs_service.client.post(
-            "/v1/enrolments",
-            json={"person_id": str(child), "programme": "BANSOS_FIKTIF"},
-            headers=auth_header(),
-        )
+        response = await enrol(programs_service, child, "BANSOS_FIKTIF", auth_header())
         assert response.status_code == 422
         assert response.json()["type"].endswith("/unknown-programme")
