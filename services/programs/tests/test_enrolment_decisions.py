@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from programs.settings import ProgramsSettings
-from shared.testing import RunningService, fetch
+from shared.testing import RunningService, eventually, fetch, publish_events
 
+from .registry_events import PERSON_TOPIC, handled, person_event
 from .test_catalogue_api import _family
 
 Headers = Callable[..., dict[str, str]]
@@ -129,3 +130,82 @@ class TestEnrolmentDecisions:
         response = await enrol(programs_service, child, "BANSOS_FIKTIF", auth_header())
         assert response.status_code == 422
         assert response.json()["type"].endswith("/unknown-programme")
+
+
+class TestDeath:
+    async def test_a_death_delivered_twice_ends_the_persons_enrolments_exactly_once(
+        self,
+        programs_service: RunningService,
+        programs_settings: ProgramsSettings,
+        auth_header: Headers,
+        seed: str,
+    ) -> None:
+        head, child = await _family(programs_settings, seed, decile=1)
+        headers = auth_header()
+        mine = [
+            (await enrol(programs_service, child, programme, headers)).json()["id"]
+            for programme in ("SEKOLAH_RAKYAT", "MBG")
+        ]
+        family = (await enrol(programs_service, head, "PKH", headers)).json()["id"]
+        card = (
+            await fetch(
+                programs_settings,
+                "SELECT household_id FROM person_fact WHERE person_id = $1",
+                child,
+            )
+        )[0]["household_id"]
+        died = [
+            person_event(
+                child,
+                household_id=card,
+                type="registry.person.died.v1",
+                version=2,
+                relationship="child",
+                birth_date="2015-07-01",
+                status="deceased",
+                death_date="2026-11-18",
+                source="dukcapil",
+            )
+            for _ in range(2)
+        ]
+        # Two death events of the same person, and the first one delivered a second time.
+        await publish_events(programs_settings, PERSON_TOPIC, died[0], died[1], died[0])
+        await eventually(lambda: handled(programs_settings, *died), what="both deaths handled")
+
+        statuses = await fetch(
+            programs_settings,
+            "SELECT id::text, status FROM enrolment WHERE id = ANY($1::uuid[])",
+            [*mine, family],
+        )
+        assert {r["id"]: r["status"] for r in statuses} == {
+            mine[0]: "terminated",
+            mine[1]: "terminated",
+            family: "active",  # the head's PKH goes on (re-evaluating the card comes later)
+        }
+        ended = await fetch(
+            programs_settings,
+            "SELECT key, count(*) AS n FROM outbox_event "
+            "WHERE event_type = 'programs.enrolment.terminated.v1' AND key = ANY($1::text[]) "
+            "GROUP BY key",
+            mine,
+        )
+        assert {r["key"]: r["n"] for r in ended} == {mine[0]: 1, mine[1]: 1}
+        history = (
+            await programs_service.client.get(f"/v1/enrolments/{mine[0]}/history", headers=headers)
+        ).json()
+        steps = [(t["from_status"], t["to_status"]) for t in history["transitions"]]
+        assert steps == [(None, "active"), ("active", "terminated")]
+        assert history["transitions"][1]["actor"] == f"registry:{died[0].id}"
+        assert "the person died on 2026-11-18" in history["transitions"][1]["reason"]
+
+    async def test_a_dead_persons_enrolment_cannot_be_made_again(
+        self,
+        programs_service: RunningService,
+        programs_settings: ProgramsSettings,
+        auth_header: Headers,
+        seed: str,
+    ) -> None:
+        _, child = await _family(programs_settings, seed, decile=1, status="deceased")
+        response = await enrol(programs_service, child, "MBG", auth_header())
+        assert response.status_code == 422
+        assert response.json()["type"].endswith("/not-eligible")

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from programs.enrolment import service as enrolments
 from programs.facts import service as facts
 from programs.facts.lag import count_when_committed
 from shared.consumer import Handler
@@ -46,6 +47,8 @@ class RegistryPerson(BaseModel):
     disability: str = "none"
     # The registry's row version (always sent today); absent from an older producer.
     version: int | None = Field(default=None, ge=1)
+    # Sent with registry.person.died.v1.
+    death_date: date | None = None
 
 
 class RegistryHousehold(BaseModel):
@@ -95,6 +98,14 @@ async def on_registry_person(
         version=person.version,
         as_of=event.time,
     )
+    if person.status == "deceased":
+        # Death ends every open enrolment of the person, in this event's transaction.
+        await enrolments.terminate_on_death(
+            session,
+            person_id=person.person_id,
+            event_id=event.id,
+            died_on=person.death_date.isoformat() if person.death_date else None,
+        )
     count_when_committed(session, event.time)
 
 

@@ -6,7 +6,17 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, String, Text, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -94,13 +104,20 @@ class ReferralFact(Base):
     referred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+# pending -> active -> suspended -> graduated / terminated; exited: an exit recorded before
+# the transitions were (kept readable, never entered again).
+ENROLMENT_STATUSES = ("pending", "active", "suspended", "graduated", "terminated", "exited")
+
+
 class Enrolment(TimestampMixin, Base):
     """A person, or a family card through the person who applied for it, in a programme: the
     decision it was admitted under (the rule version and its explanation) stays with it."""
 
     __tablename__ = "enrolment"
     __table_args__ = (
-        CheckConstraint("status IN ('active', 'graduated', 'exited')", name="status_values"),
+        CheckConstraint(
+            f"status IN ({', '.join(repr(s) for s in ENROLMENT_STATUSES)})", name="status_values"
+        ),
         CheckConstraint("unit IN ('person', 'household')", name="unit_values"),
         CheckConstraint(
             "unit = 'person' OR household_id IS NOT NULL", name="household_unit_has_household"
@@ -136,6 +153,22 @@ class Enrolment(TimestampMixin, Base):
     # enrolments made before decisions were recorded).
     rule_version: Mapped[int | None]
     decision: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+class EnrolmentTransition(Base):
+    """One change of an enrolment's status, with why, by whom and when: the history, written by
+    the same statement as the change (never updated)."""
+
+    __tablename__ = "enrolment_transition"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    enrolment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("enrolment.id"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(10))
+    to_status: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str] = mapped_column(Text)
+    # The agency that changed it, or the registry event that did ("registry:<event id>").
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"))
 
 
 class Programme(TimestampMixin, Base):

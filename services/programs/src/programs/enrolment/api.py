@@ -9,7 +9,12 @@ from fastapi.responses import JSONResponse
 
 from programs.dependencies import Enroller, Reader
 from programs.enrolment import service
-from programs.enrolment.schemas import EnrolmentCreate, EnrolmentRead
+from programs.enrolment.schemas import (
+    EnrolmentCreate,
+    EnrolmentHistory,
+    EnrolmentRead,
+    EnrolmentTransitionRead,
+)
 from programs.errors import (
     AlreadyEnrolled,
     EnrolmentNotFound,
@@ -69,3 +74,22 @@ async def read_enrolment(
     """Read one enrolment."""
     enrolment = await service.read_enrolment(session, enrolment_id=enrolment_id, caller=caller)
     return EnrolmentRead.model_validate(enrolment)
+
+
+@router.get(
+    "/enrolments/{enrolment_id}/history",
+    response_model=EnrolmentHistory,
+    tags=["enrolments"],
+    responses=problem_responses(Unauthorized, Forbidden, EnrolmentNotFound),
+)
+async def read_enrolment_history(
+    enrolment_id: uuid.UUID, session: SessionDep, caller: Reader
+) -> EnrolmentHistory:
+    """Every status change of the enrolment, oldest first, with reason, actor and time."""
+    transitions = await service.read_enrolment_history(
+        session, enrolment_id=enrolment_id, caller=caller
+    )
+    return EnrolmentHistory(
+        enrolment_id=enrolment_id,
+        transitions=[EnrolmentTransitionRead.model_validate(t) for t in transitions],
+    )

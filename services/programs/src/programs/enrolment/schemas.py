@@ -30,10 +30,25 @@ class EnrolmentRead(BaseModel):
     unit: Literal["person", "household"]
     household_id: uuid.UUID | None = Field(description="The family card, for a household programme")
     region_code: str
-    status: Literal["active", "graduated", "exited"]
+    status: Literal["pending", "active", "suspended", "graduated", "terminated", "exited"]
     enrolled_by_agency: str
     created_at: datetime
     rule_version: int | None = Field(description="The rule version the decision was made under")
     decision: dict[str, Any] | None = Field(
         description="Why the person was admitted: each clause, the fact it read, pass or fail"
     )
+
+
+class EnrolmentTransitionRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    from_status: str | None = Field(description="null: the enrolment began")
+    to_status: str
+    reason: str
+    actor: str = Field(description="The agency, or `registry:<event id>` for a registry event")
+    at: datetime
+
+
+class EnrolmentHistory(BaseModel):
+    enrolment_id: uuid.UUID
+    transitions: list[EnrolmentTransitionRead]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,13 +18,28 @@ from programs.errors import (
     ProgrammeNotFound,
     UnknownProgramme,
 )
-from programs.events import ENROLMENT_CREATED, ENROLMENT_TOPIC, SOURCE, EnrolmentCreated
+from programs.events import (
+    ENROLMENT_CREATED,
+    ENROLMENT_TERMINATED,
+    ENROLMENT_TOPIC,
+    SOURCE,
+    EnrolmentCreated,
+    EnrolmentTerminated,
+)
 from programs.facts.service import load_person_facts
-from programs.models import Enrolment
+from programs.models import Enrolment, EnrolmentTransition
 from shared.auth import Caller
 from shared.outbox import add_event
 
-__all__ = ["create_enrolment", "read_enrolment"]
+__all__ = [
+    "create_enrolment",
+    "read_enrolment",
+    "read_enrolment_history",
+    "terminate_on_death",
+]
+
+# Statuses a death ends (graduated and terminated enrolments are over already).
+_ENDED_BY_DEATH = ("pending", "active", "suspended")
 
 
 async def create_enrolment(
@@ -75,6 +91,15 @@ async def create_enrolment(
         raise AlreadyEnrolled(
             f"{enrolment_in.programme} enrolment is already active ({whose} enrolment)"
         ) from exc
+    session.add(
+        EnrolmentTransition(
+            enrolment_id=enrolment.id,
+            from_status=None,
+            to_status="active",
+            reason=f"admitted under {programme.code} rule version {rule.version}",
+            actor=caller.agency,
+        )
+    )
     await session.refresh(enrolment)
     await add_event(
         session,
@@ -101,3 +126,74 @@ async def read_enrolment(
     if enrolment is None or not caller.may_see(enrolment.region_code):
         raise EnrolmentNotFound()
     return enrolment
+
+
+async def read_enrolment_history(
+    session: AsyncSession, *, enrolment_id: uuid.UUID, caller: Caller
+) -> list[EnrolmentTransition]:
+    """Every status change of an enrolment the caller may see, oldest first."""
+    await read_enrolment(session, enrolment_id=enrolment_id, caller=caller)
+    rows = await session.scalars(
+        select(EnrolmentTransition)
+        .where(EnrolmentTransition.enrolment_id == enrolment_id)
+        .order_by(EnrolmentTransition.id)
+    )
+    return list(rows)
+
+
+async def terminate_on_death(
+    session: AsyncSession, *, person_id: uuid.UUID, event_id: str, died_on: str | None
+) -> list[uuid.UUID]:
+    """End every open enrolment of a person the registry says has died, in the consumer's
+    transaction: one statement locks and changes them, and their transitions and
+    ``programs.enrolment.terminated.v1`` events commit with it. A second death event, or the
+    same one redelivered, finds nothing open and changes nothing."""
+    open_ones = (
+        select(Enrolment.id, Enrolment.status)
+        .where(Enrolment.person_id == person_id, Enrolment.status.in_(_ENDED_BY_DEATH))
+        .with_for_update()
+        .cte("open_ones")
+    )
+    ended = (
+        await session.execute(
+            update(Enrolment)
+            .where(Enrolment.id == open_ones.c.id)
+            .values(status="terminated", modified_at=func.now())
+            .returning(
+                Enrolment.id,
+                Enrolment.programme,
+                Enrolment.region_code,
+                Enrolment.household_id,
+                open_ones.c.status.label("previous_status"),
+            )
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    reason = f"the person died{f' on {died_on}' if died_on else ''} (registry event {event_id})"
+    for row in ended:
+        session.add(
+            EnrolmentTransition(
+                enrolment_id=row.id,
+                from_status=row.previous_status,
+                to_status="terminated",
+                reason=reason,
+                actor=f"registry:{event_id}",
+            )
+        )
+        await add_event(
+            session,
+            source=SOURCE,
+            topic=ENROLMENT_TOPIC,
+            key=str(row.id),
+            type=ENROLMENT_TERMINATED,
+            data=EnrolmentTerminated(
+                enrolment_id=row.id,
+                person_id=person_id,
+                programme=row.programme,
+                region_code=row.region_code,
+                household_id=row.household_id,
+                previous_status=row.previous_status,
+                reason=reason,
+            ),
+        )
+    return [row.id for row in ended]
