@@ -7,10 +7,11 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from programs.catalogue import service
 from programs.catalogue.schemas import (
+    CODE_PATTERN,
     Decision,
     DecisionRequest,
     EligiblePage,
@@ -29,7 +30,7 @@ from shared.service import SessionDep
 
 router = APIRouter(prefix="/v1", tags=["catalogue"])
 
-ProgrammePath = Annotated[str, service.CODE_PATH]
+ProgrammePath = Annotated[str, Path(pattern=CODE_PATTERN, examples=["PKH"])]
 
 
 @router.get(

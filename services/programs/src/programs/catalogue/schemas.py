@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 Unit = Literal["person", "household"]
 BenefitKind = Literal["cash", "premium", "in_kind", "membership"]
 BenefitPeriod = Literal["once", "meal", "month", "quarter", "year"]
-ProgrammeCode = Field(pattern=r"^[A-Z][A-Z0-9_]{1,29}$", examples=["PKH"])
+CODE_PATTERN = r"^[A-Z][A-Z0-9_]{1,29}$"
+ProgrammeCode = Field(pattern=CODE_PATTERN, examples=["PKH"])
 
 RULE_DESCRIPTION = (
     "An eligibility rule: {all: [...]}, {any: [...]}, {not: rule} or a clause {fact, <operator>: "

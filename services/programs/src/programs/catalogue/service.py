@@ -13,7 +13,6 @@ import uuid
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from fastapi import Path as PathParameter
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,7 +36,6 @@ from shared.audit import record_read
 from shared.auth import Caller
 
 __all__ = [
-    "CODE_PATH",
     "create_programme",
     "decide",
     "decision_of",
@@ -52,7 +50,6 @@ __all__ = [
 ]
 
 _WIB = timezone(timedelta(hours=7))
-CODE_PATH = PathParameter(pattern=r"^[A-Z][A-Z0-9_]{1,29}$", examples=["PKH"])
 
 
 def today() -> date:
