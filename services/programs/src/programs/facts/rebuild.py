@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -141,7 +142,7 @@ async def rebuild_facts(
             backoff_seconds=settings.consumer_retry_backoff_seconds,
         )
         await consumer.start()
-        partitions = await _partitions(consumer, runner.topics)
+        partitions = await _partitions(settings, runner.topics)
         async with session_scope(sessionmaker) as session:
             await empty_read_model(session, consumer=consumer_name)
         log.info("programs.rebuild.emptied", extra={"group": report.group})
@@ -158,15 +159,28 @@ async def rebuild_facts(
     return report
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
-    """The partitions of those ``topics`` that exist (a topic nobody wrote to yet has none)."""
-    existing = await consumer.topics()  # fetches the cluster's metadata
-    return [
-        TopicPartition(topic, partition)
-        for topic in topics
-        if topic in existing
-        for partition in sorted(consumer.partitions_for_topic(topic) or ())
-    ]
+async def _partitions(settings: ProgramsSettings, topics: Iterable[str]) -> list[TopicPartition]:
+    """The partitions of those ``topics`` that exist (a topic nobody wrote to yet has none).
+
+    Asked of the admin client: a consumer that is assigned rather than subscribed has no
+    metadata of the topics yet (``partitions_for_topic`` answers None on Apache Kafka, whose
+    first metadata answer names no topic), and only existing topics are described, so asking
+    never creates one."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=f"{settings.kafka_client_prefix}-rebuild-admin",
+    )
+    await admin.start()
+    try:
+        wanted = [topic for topic in topics if topic in set(await admin.list_topics())]
+        described = await admin.describe_topics(wanted) if wanted else []
+    finally:
+        await admin.close()
+    return sorted(
+        TopicPartition(topic["topic"], partition["partition"])
+        for topic in described
+        for partition in topic["partitions"]
+    )
 
 
 async def _replay(
