@@ -14,6 +14,7 @@ import pytest
 from programs.settings import ProgramsSettings
 from shared.testing import RunningService, eventually, fetch, publish_events
 
+from .factories import BENGKULU_SELATAN_VILLAGE
 from .registry_events import PERSON_TOPIC, handled, person_event
 from .test_catalogue_api import _family
 
@@ -209,3 +210,69 @@ class TestDeath:
         response = await enrol(programs_service, child, "MBG", auth_header())
         assert response.status_code == 422
         assert response.json()["type"].endswith("/not-eligible")
+
+
+class TestLists:
+    async def test_is_this_person_enrolled_is_one_call(
+        self,
+        programs_service: RunningService,
+        programs_settings: ProgramsSettings,
+        auth_header: Headers,
+        seed: str,
+    ) -> None:
+        head, child = await _family(programs_settings, seed, decile=1)
+        headers = auth_header()
+        await enrol(programs_service, child, "PBI_JK", headers)
+        await enrol(programs_service, head, "PKH", headers)
+
+        async def enrolled(**filters: str) -> list[str]:
+            page = await programs_service.client.get(
+                "/v1/enrolments", params=filters, headers=headers
+            )
+            assert page.status_code == 200, page.text
+            return [e["programme"] for e in page.json()["items"]]
+
+        assert await enrolled(person_id=str(child), programme="PBI_JK", status="active") == [
+            "PBI_JK"
+        ]
+        assert await enrolled(person_id=str(child), programme="MBG") == []
+        card = (await enrol(programs_service, head, "RTLH", headers)).json()["household_id"]
+        # By card: the card's own enrolments and its members' (the child's PBI-JK).
+        assert sorted(await enrolled(household_id=card, status="active")) == [
+            "PBI_JK",
+            "PKH",
+            "RTLH",
+        ]
+
+    async def test_pages_stay_inside_the_callers_region_and_never_repeat(
+        self,
+        programs_service: RunningService,
+        programs_settings: ProgramsSettings,
+        auth_header: Headers,
+        seed: str,
+    ) -> None:
+        children = []
+        for n in range(3):
+            _, child = await _family(programs_settings, f"{seed}/{n}", decile=1)
+            children.append(str(child))
+            await enrol(programs_service, child, "MBG", auth_header())
+        _, away = await _family(
+            programs_settings, f"{seed}/away", decile=1, village_code=BENGKULU_SELATAN_VILLAGE
+        )
+        await enrol(programs_service, away, "MBG", auth_header())
+        seen: list[str] = []
+        after: str | None = None
+        while True:
+            params = {"programme": "MBG", "limit": "2", **({"after": after} if after else {})}
+            page = (
+                await programs_service.client.get(
+                    "/v1/enrolments", params=params, headers=auth_header(regions=["1771"])
+                )
+            ).json()
+            seen += [e["person_id"] for e in page["items"]]
+            assert all(e["region_code"].startswith("1771") for e in page["items"])
+            if (after := page["next_cursor"]) is None:
+                break
+        assert set(children) <= set(seen)
+        assert str(away) not in seen
+        assert len(seen) == len(set(seen))

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
+from programs.catalogue.schemas import CODE_PATTERN
 from programs.dependencies import Enroller, Reader
 from programs.enrolment import service
 from programs.enrolment.schemas import (
     EnrolmentCreate,
+    EnrolmentFilter,
     EnrolmentHistory,
+    EnrolmentPage,
     EnrolmentRead,
+    EnrolmentStatus,
     EnrolmentTransitionRead,
 )
 from programs.errors import (
@@ -59,6 +64,47 @@ async def create_enrolment(
     enrolment = await service.create_enrolment(session, enrolment_in=enrolment_in, caller=caller)
     return await idempotency.finish(
         session, EnrolmentRead.model_validate(enrolment), status_code=201
+    )
+
+
+@router.get(
+    "/enrolments",
+    response_model=EnrolmentPage,
+    tags=["enrolments"],
+    responses=problem_responses(Unauthorized, Forbidden),
+)
+async def list_enrolments(
+    session: SessionDep,
+    caller: Reader,
+    programme: Annotated[str | None, Query(pattern=CODE_PATTERN)] = None,
+    status: EnrolmentStatus | None = None,
+    region: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[0-9]{2}([0-9]{2}([0-9]{2}([0-9]{4})?)?)?$",
+            description="Region code prefix",
+        ),
+    ] = None,
+    person_id: uuid.UUID | None = None,
+    household_id: uuid.UUID | None = None,
+    after: Annotated[uuid.UUID | None, Query(description="Cursor from the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> EnrolmentPage:
+    """Enrolments inside your regions matching every filter, a keyset page at a time. Is this
+    person enrolled in X: `?person_id=...&programme=X&status=active`; `household_id` gives the
+    card's own enrolments and its members'."""
+    filters = EnrolmentFilter(
+        programme=programme,
+        status=status,
+        region=region,
+        person_id=person_id,
+        household_id=household_id,
+        after=after,
+        limit=limit,
+    )
+    items, next_cursor = await service.list_enrolments(session, caller=caller, filters=filters)
+    return EnrolmentPage(
+        items=[EnrolmentRead.model_validate(e) for e in items], next_cursor=next_cursor
     )
 
 

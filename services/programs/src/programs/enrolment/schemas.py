@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -30,7 +31,7 @@ class EnrolmentRead(BaseModel):
     unit: Literal["person", "household"]
     household_id: uuid.UUID | None = Field(description="The family card, for a household programme")
     region_code: str
-    status: Literal["pending", "active", "suspended", "graduated", "terminated", "exited"]
+    status: EnrolmentStatus
     enrolled_by_agency: str
     created_at: datetime
     rule_version: int | None = Field(description="The rule version the decision was made under")
@@ -52,3 +53,22 @@ class EnrolmentTransitionRead(BaseModel):
 class EnrolmentHistory(BaseModel):
     enrolment_id: uuid.UUID
     transitions: list[EnrolmentTransitionRead]
+
+
+EnrolmentStatus = Literal["pending", "active", "suspended", "graduated", "terminated", "exited"]
+
+
+@dataclass(frozen=True)
+class EnrolmentFilter:
+    programme: str | None = None
+    status: EnrolmentStatus | None = None
+    region: str | None = None
+    person_id: uuid.UUID | None = None
+    household_id: uuid.UUID | None = None
+    after: uuid.UUID | None = None
+    limit: int = 50
+
+
+class EnrolmentPage(BaseModel):
+    items: list[EnrolmentRead]
+    next_cursor: uuid.UUID | None = Field(description="Pass as `after` for the next page")

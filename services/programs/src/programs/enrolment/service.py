@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from programs.catalogue import service as catalogue
-from programs.enrolment.schemas import EnrolmentCreate
+from programs.enrolment.schemas import EnrolmentCreate, EnrolmentFilter
 from programs.errors import (
     AlreadyEnrolled,
     EnrolmentNotFound,
@@ -33,6 +33,7 @@ from shared.outbox import add_event
 
 __all__ = [
     "create_enrolment",
+    "list_enrolments",
     "read_enrolment",
     "read_enrolment_history",
     "terminate_on_death",
@@ -126,6 +127,34 @@ async def read_enrolment(
     if enrolment is None or not caller.may_see(enrolment.region_code):
         raise EnrolmentNotFound()
     return enrolment
+
+
+async def list_enrolments(
+    session: AsyncSession, *, caller: Caller, filters: EnrolmentFilter
+) -> tuple[list[Enrolment], uuid.UUID | None]:
+    """One keyset page (by id) of the enrolments inside the caller's regions that match every
+    filter given, and the cursor of the next page. "Is this person enrolled in PBI-JK?" is
+    this list with ``person_id``, ``programme`` and ``status=active``."""
+    statement = select(Enrolment).order_by(Enrolment.id).limit(filters.limit + 1)
+    if not caller.is_national:
+        statement = statement.where(
+            or_(*(Enrolment.region_code.startswith(r) for r in caller.regions))
+        )
+    for column, value in (
+        (Enrolment.programme, filters.programme),
+        (Enrolment.status, filters.status),
+        (Enrolment.person_id, filters.person_id),
+        (Enrolment.household_id, filters.household_id),
+    ):
+        if value is not None:
+            statement = statement.where(column == value)
+    if filters.region is not None:
+        statement = statement.where(Enrolment.region_code.startswith(filters.region))
+    if filters.after is not None:
+        statement = statement.where(Enrolment.id > filters.after)
+    rows = list(await session.scalars(statement))
+    page = rows[: filters.limit]
+    return page, page[-1].id if len(rows) > filters.limit else None
 
 
 async def read_enrolment_history(
