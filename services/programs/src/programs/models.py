@@ -9,18 +9,22 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    ColumnElement,
     DateTime,
     ForeignKey,
     Identity,
     Index,
     String,
     Text,
+    or_,
     text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, mapped_column
 
 from shared.audit import audit_table
+from shared.auth import Caller
 from shared.consumer import inbox_table
 from shared.db import TimestampMixin, make_metadata
 from shared.idempotency import idempotency_table
@@ -33,6 +37,16 @@ audit_log = audit_table(metadata)
 idempotency_keys = idempotency_table(metadata)
 
 PROGRAMMES = ("PKH", "BPNT", "BLT", "PBI_JK", "SEKOLAH_RAKYAT")
+
+
+def in_callers_regions(
+    column: ColumnElement[str] | InstrumentedAttribute[str], caller: Caller
+) -> ColumnElement[bool]:
+    """The region wall as SQL: ``column`` (a region code) lies inside the caller's regions
+    (true for a national caller)."""
+    if caller.is_national:
+        return true()
+    return or_(*(column.startswith(region) for region in caller.regions))
 
 
 class Base(DeclarativeBase):

@@ -62,6 +62,7 @@ from sqlalchemy.sql.elements import KeyedColumnElement
 
 __all__ = [
     "FACTS",
+    "HOUSING",
     "MAX_CLAUSES",
     "MAX_DEPTH",
     "OPERATORS",
@@ -117,7 +118,7 @@ class Fact:
     high: int | None = None
 
 
-_HOUSING = {
+HOUSING = {
     "floor": ("earth", "bamboo", "wood", "cement", "ceramic", "other"),
     "wall": ("bamboo", "wood", "plaster", "brick", "other"),
     "roof": ("thatch", "zinc", "asbestos", "tile", "concrete", "other"),
@@ -171,7 +172,7 @@ FACTS: dict[str, Fact] = {
         ),
         *(
             Fact(f"household.{name}", "text", f"the house's {name}", values)
-            for name, values in _HOUSING.items()
+            for name, values in HOUSING.items()
         ),
     )
 }
@@ -467,7 +468,7 @@ _COLUMNS: dict[str, ColumnOf] = {
     "household.decile": _household("decile"),
     "household.house_fit": _household("house_fit"),
     "household.members": _members,
-    **{f"household.{name}": _household(name) for name in _HOUSING},
+    **{f"household.{name}": _household(name) for name in HOUSING},
 }
 assert _COLUMNS.keys() == FACTS.keys(), "every fact has its column"
 

@@ -13,7 +13,7 @@ import uuid
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,7 +31,14 @@ from programs.catalogue.schemas import (
 )
 from programs.errors import InvalidRule, PersonFactNotFound, ProgrammeExists, ProgrammeNotFound
 from programs.facts.service import PersonFacts, load_person_facts
-from programs.models import EligibilityRule, HouseholdFact, PersonFact, Programme, audit_log
+from programs.models import (
+    EligibilityRule,
+    HouseholdFact,
+    PersonFact,
+    Programme,
+    audit_log,
+    in_callers_regions,
+)
 from shared.audit import record_read
 from shared.auth import Caller
 
@@ -220,10 +227,7 @@ def rule_facts(loaded: PersonFacts) -> dict[str, Any]:
             "household.decile": household.decile,
             "household.house_fit": household.house_fit,
             "household.members": loaded.living_members,
-            **{
-                f"household.{name}": getattr(household, name)
-                for name in ("floor", "wall", "roof", "water", "sanitation", "electricity")
-            },
+            **{f"household.{name}": getattr(household, name) for name in rules.HOUSING},
         }
     return facts
 
@@ -311,10 +315,7 @@ async def eligible_people(
     )
     if programme.unit == "household":
         statement = statement.where(person.c.relationship == "head", household.c.status == "active")
-    if not caller.is_national:
-        statement = statement.where(
-            or_(*(person.c.village_code.startswith(r) for r in caller.regions))
-        )
+    statement = statement.where(in_callers_regions(person.c.village_code, caller))
     if region:
         statement = statement.where(person.c.village_code.startswith(region))
     if after is not None:

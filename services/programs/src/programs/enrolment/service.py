@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,7 +27,7 @@ from programs.events import (
     EnrolmentTerminated,
 )
 from programs.facts.service import load_person_facts
-from programs.models import Enrolment, EnrolmentTransition
+from programs.models import Enrolment, EnrolmentTransition, in_callers_regions
 from shared.auth import Caller
 from shared.outbox import add_event
 
@@ -136,10 +136,7 @@ async def list_enrolments(
     filter given, and the cursor of the next page. "Is this person enrolled in PBI-JK?" is
     this list with ``person_id``, ``programme`` and ``status=active``."""
     statement = select(Enrolment).order_by(Enrolment.id).limit(filters.limit + 1)
-    if not caller.is_national:
-        statement = statement.where(
-            or_(*(Enrolment.region_code.startswith(r) for r in caller.regions))
-        )
+    statement = statement.where(in_callers_regions(Enrolment.region_code, caller))
     for column, value in (
         (Enrolment.programme, filters.programme),
         (Enrolment.status, filters.status),

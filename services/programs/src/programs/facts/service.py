@@ -19,7 +19,7 @@ from sqlalchemy.orm import aliased
 
 from programs.errors import HouseholdFactNotFound, PersonFactNotFound
 from programs.facts.schemas import HouseholdFactRead, PersonFactRead
-from programs.models import HouseholdFact, PersonFact, ReferralFact, audit_log
+from programs.models import HouseholdFact, PersonFact, ReferralFact, audit_log, in_callers_regions
 from shared.audit import read_in_region, record_read
 from shared.auth import Caller
 
@@ -80,8 +80,7 @@ async def list_person_facts(
         .order_by(PersonFact.person_id)
         .limit(limit + 1)
     )
-    if not caller.is_national:
-        query = query.where(or_(*(PersonFact.village_code.startswith(r) for r in caller.regions)))
+    query = query.where(in_callers_regions(PersonFact.village_code, caller))
     if region_prefix:
         query = query.where(PersonFact.village_code.startswith(region_prefix))
     if after is not None:
